@@ -1,0 +1,1 @@
+//! Reading ACS values from Census-API JSON or CSV.

@@ -1,0 +1,1 @@
+//! Reading block-group boundaries from shapefile zips and GeoJSON.

@@ -1,0 +1,1 @@
+//! ACS variable names of the original tool and their codes.

@@ -1,0 +1,1 @@
+//! EPSG:5070 (NAD83 / Conus Albers) forward and inverse projection.

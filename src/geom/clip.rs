@@ -1,0 +1,1 @@
+//! Clipping polygons to axis-aligned rectangles (exact intersection areas).

@@ -1,0 +1,1 @@
+//! Bounded and multi-source Dijkstra over a [`super::RoadGraph`].

@@ -1,0 +1,1 @@
+//! Snapping points to the nearest point of the road network.

@@ -1,0 +1,17 @@
+//! SocialMapper: who can reach these places, and how far are they?
+//!
+//! Points of interest flow through `cluster → network-fetch → isochrone → distance → census
+//! join → sinks`. Each stage is a function of a batch of POIs with serializable results, so that
+//! the same code runs sequentially, as timely/differential operators, and from checkpoints.
+
+#![warn(missing_docs)]
+
+pub mod census;
+pub mod error;
+pub mod geom;
+pub mod graph;
+pub mod osm;
+pub mod poi;
+pub mod types;
+
+pub use error::{Error, Result};

@@ -1,0 +1,2 @@
+//! The `socialmapper` command.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Reading highway ways out of a `.osm.pbf` file.

@@ -1,0 +1,1 @@
+//! Per-mode access rules and speeds (the original tool's tables).

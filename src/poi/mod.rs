@@ -1,0 +1,1 @@
+//! Reading POIs from CSV (the original's custom-coordinates form), GeoJSON and JSON.

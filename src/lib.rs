@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod census;
+pub mod demo;
 pub mod error;
 pub mod geom;
 pub mod graph;

@@ -30,12 +30,18 @@ pub enum Error {
 impl Error {
     /// An input error for `path`.
     pub fn input(path: impl AsRef<Path>, cause: impl std::fmt::Display) -> Self {
-        Error::Input { path: path.as_ref().to_path_buf(), cause: cause.to_string() }
+        Error::Input {
+            path: path.as_ref().to_path_buf(),
+            cause: cause.to_string(),
+        }
     }
 
     /// An output error for `path`.
     pub fn output(path: impl AsRef<Path>, cause: impl std::fmt::Display) -> Self {
-        Error::Output { path: path.as_ref().to_path_buf(), cause: cause.to_string() }
+        Error::Output {
+            path: path.as_ref().to_path_buf(),
+            cause: cause.to_string(),
+        }
     }
 }
 

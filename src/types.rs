@@ -77,7 +77,9 @@ impl FromStr for Mode {
             "walk" | "walking" | "foot" => Ok(Mode::Walk),
             "bike" | "cycling" | "bicycle" => Ok(Mode::Bike),
             "drive" | "driving" | "car" => Ok(Mode::Drive),
-            other => Err(format!("unknown travel mode {other:?} (expected walk, bike or drive)")),
+            other => Err(format!(
+                "unknown travel mode {other:?} (expected walk, bike or drive)"
+            )),
         }
     }
 }
@@ -101,7 +103,9 @@ impl FromStr for Direction {
         match s.trim().to_ascii_lowercase().as_str() {
             "from-poi" | "from" => Ok(Direction::FromPoi),
             "to-poi" | "to" => Ok(Direction::ToPoi),
-            other => Err(format!("unknown direction {other:?} (expected from-poi or to-poi)")),
+            other => Err(format!(
+                "unknown direction {other:?} (expected from-poi or to-poi)"
+            )),
         }
     }
 }

@@ -39,7 +39,14 @@ impl Albers {
         let n = (m1 * m1 - m2 * m2) / (q2 - q1);
         let c = m1 * m1 + n * q1;
         let rho0 = A * (c - n * q0).sqrt() / n;
-        Albers { e, e2, n, c, rho0, lon0: lon0.to_radians() }
+        Albers {
+            e,
+            e2,
+            n,
+            c,
+            rho0,
+            lon0: lon0.to_radians(),
+        }
     }
 }
 
@@ -61,7 +68,10 @@ pub fn to_5070(lon: f64, lat: f64) -> Coord<f64> {
     let p = &*CONUS;
     let rho = A * (p.c - p.n * q(p.e, p.e2, lat.to_radians())).sqrt() / p.n;
     let theta = p.n * (lon.to_radians() - p.lon0);
-    Coord { x: rho * theta.sin(), y: p.rho0 - rho * theta.cos() }
+    Coord {
+        x: rho * theta.sin(),
+        y: p.rho0 - rho * theta.cos(),
+    }
 }
 
 /// Inverse of [`to_5070`]: EPSG:5070 metres to (lon, lat) degrees.
@@ -105,7 +115,10 @@ mod tests {
     fn forward_matches_proj_to_a_millimetre() {
         for (lon, lat, x, y) in PROJ {
             let p = to_5070(lon, lat);
-            assert!((p.x - x).abs() < 1e-3 && (p.y - y).abs() < 1e-3, "{lon},{lat}: {p:?}");
+            assert!(
+                (p.x - x).abs() < 1e-3 && (p.y - y).abs() < 1e-3,
+                "{lon},{lat}: {p:?}"
+            );
         }
     }
 
@@ -113,7 +126,10 @@ mod tests {
     fn inverse_round_trips() {
         for (lon, lat, _, _) in PROJ {
             let (lo, la) = from_5070(to_5070(lon, lat));
-            assert!((lo - lon).abs() < 1e-9 && (la - lat).abs() < 1e-9, "{lon},{lat}");
+            assert!(
+                (lo - lon).abs() < 1e-9 && (la - lat).abs() < 1e-9,
+                "{lon},{lat}"
+            );
         }
     }
 }

@@ -97,3 +97,56 @@ impl RoadGraph {
         self.links[self.edge_link[edge as usize] as usize].length_m
     }
 }
+
+/// One directed edge given to [`RoadGraph::from_edges`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlainEdge {
+    /// Tail node.
+    pub from: NodeId,
+    /// Head node.
+    pub to: NodeId,
+    /// Travel time, milliseconds.
+    pub time_ms: Millis,
+    /// Length, metres.
+    pub length_m: f64,
+}
+
+impl RoadGraph {
+    /// A graph from node positions and directed edges, each edge its own straight link. For
+    /// hand-made test graphs and benchmarks; real networks come from [`build::build_graph`].
+    pub fn from_edges(node_xy: Vec<Coord<f64>>, edges: &[PlainEdge]) -> RoadGraph {
+        let n = node_xy.len();
+        let mut order: Vec<usize> = (0..edges.len()).collect();
+        order.sort_by_key(|&i| (edges[i].from, edges[i].to, i));
+        let mut g = RoadGraph {
+            node_xy,
+            first_out: vec![0; n + 1],
+            ..Default::default()
+        };
+        for &i in &order {
+            let e = edges[i];
+            g.first_out[e.from as usize + 1] += 1;
+            let id = g.head.len() as EdgeId;
+            g.head.push(e.to);
+            g.time_ms.push(e.time_ms.max(1));
+            g.edge_link.push(g.links.len() as LinkId);
+            g.edge_along.push(true);
+            g.links.push(Link {
+                start: e.from,
+                end: e.to,
+                first_point: g.link_points.len() as u32,
+                point_count: 2,
+                length_m: e.length_m,
+                edge_along: Some(id),
+                edge_against: None,
+                way_id: i as i64,
+            });
+            g.link_points.push(g.node_xy[e.from as usize]);
+            g.link_points.push(g.node_xy[e.to as usize]);
+        }
+        for v in 0..n {
+            g.first_out[v + 1] += g.first_out[v];
+        }
+        g
+    }
+}

@@ -7,12 +7,16 @@
 #![warn(missing_docs)]
 
 pub mod census;
+pub mod config;
 pub mod demo;
 pub mod error;
 pub mod geom;
 pub mod graph;
 pub mod osm;
+pub mod output;
+pub mod pipeline;
 pub mod poi;
+pub mod stages;
 pub mod types;
 
 pub use error::{Error, Result};

@@ -1,0 +1,253 @@
+//! A run's settings, from a flow file (`dataflows/*.toml`) and command-line flags (flags win),
+//! validated once into a [`RunConfig`] that nothing downstream needs to second-guess.
+
+use crate::error::{Error, Result};
+use crate::types::{Direction, Mode};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Every setting of `socialmapper run`, as written in a flow file or given as flags. All
+/// optional here; [`RunConfig::resolve`] applies defaults and checks them. Paths in a flow file
+/// are relative to the flow file's directory.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    /// Run name (output and checkpoint naming); defaults to the flow file's stem or "run".
+    pub name: Option<String>,
+    /// POI file: CSV, GeoJSON or JSON.
+    pub pois: Option<PathBuf>,
+    /// POIs by OSM tag out of the network `.osm.pbf` instead of a file (`amenity=library`).
+    pub poi_tag: Option<String>,
+    /// Road network `.osm.pbf`.
+    pub network: Option<PathBuf>,
+    /// Block-group boundaries: shapefile zip or GeoJSON.
+    pub block_groups: Option<PathBuf>,
+    /// ACS values: Census-API JSON or CSV. Without it, no ACS columns are written.
+    pub acs: Option<PathBuf>,
+    /// Travel times in minutes: `15`, `[5, 10, 15]` or `"5,10,15"`.
+    pub travel_time: Option<TravelTimes>,
+    /// `walk`, `bike` or `drive`.
+    pub mode: Option<String>,
+    /// `from-poi` (default, the original's isochrones) or `to-poi`.
+    pub direction: Option<String>,
+    /// ACS variables by code or by the original's names.
+    pub variables: Option<Variables>,
+    /// Output directory.
+    pub out: Option<PathBuf>,
+    /// Largest distance from a POI to its road, metres (default 500).
+    pub max_snap_m: Option<f64>,
+    /// Analysis grid cell, metres (default by mode: walk 25, bike 50, drive 100).
+    pub cell_m: Option<f64>,
+    /// Distance from the reached network a cell centre may lie, metres (default: one cell).
+    pub buffer_m: Option<f64>,
+    /// POIs per batch.
+    pub batch_size: Option<usize>,
+}
+
+/// Travel times as a number, a list, or a comma-separated string.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum TravelTimes {
+    /// One travel time.
+    One(u32),
+    /// Several.
+    Many(Vec<u32>),
+    /// `"5,10,15"`.
+    Text(String),
+}
+
+/// Variables as a list or a comma-separated string.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Variables {
+    /// `["total_population", "B19013_001E"]`.
+    List(Vec<String>),
+    /// `"total_population,B19013_001E"`.
+    Text(String),
+}
+
+impl RunSettings {
+    /// Reads a flow file; relative paths in it become relative to its directory.
+    pub fn from_flow_file(path: &Path) -> Result<RunSettings> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::input(path, e))?;
+        let mut s: RunSettings = toml::from_str(&text).map_err(|e| Error::input(path, e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut s.pois, &mut s.network, &mut s.block_groups, &mut s.acs, &mut s.out]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if s.name.is_none() {
+            s.name = path.file_stem().map(|n| n.to_string_lossy().into_owned());
+        }
+        Ok(s)
+    }
+
+    /// `self` with every setting present in `flags` replaced by it.
+    pub fn overridden_by(self, flags: RunSettings) -> RunSettings {
+        RunSettings {
+            name: flags.name.or(self.name),
+            pois: flags.pois.or(self.pois),
+            poi_tag: flags.poi_tag.or(self.poi_tag),
+            network: flags.network.or(self.network),
+            block_groups: flags.block_groups.or(self.block_groups),
+            acs: flags.acs.or(self.acs),
+            travel_time: flags.travel_time.or(self.travel_time),
+            mode: flags.mode.or(self.mode),
+            direction: flags.direction.or(self.direction),
+            variables: flags.variables.or(self.variables),
+            out: flags.out.or(self.out),
+            max_snap_m: flags.max_snap_m.or(self.max_snap_m),
+            cell_m: flags.cell_m.or(self.cell_m),
+            buffer_m: flags.buffer_m.or(self.buffer_m),
+            batch_size: flags.batch_size.or(self.batch_size),
+        }
+    }
+}
+
+/// Where POIs come from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum PoiSource {
+    /// A CSV, GeoJSON or JSON file.
+    File(PathBuf),
+    /// OSM objects with a tag, out of the network `.osm.pbf`.
+    OsmTag(String),
+}
+
+/// A validated run configuration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunConfig {
+    /// Run name.
+    pub name: String,
+    /// POI source.
+    pub pois: PoiSource,
+    /// Road network `.osm.pbf`.
+    pub network: PathBuf,
+    /// Block-group boundaries.
+    pub block_groups: PathBuf,
+    /// ACS values, if any.
+    pub acs: Option<PathBuf>,
+    /// Analysis settings shared with the demo.
+    pub analysis: Analysis,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+/// The settings that shape the results (as opposed to where inputs come from).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// Travel times in minutes, ascending, unique.
+    pub travel_times_min: Vec<u32>,
+    /// Travel mode.
+    pub mode: Mode,
+    /// Search direction.
+    pub direction: Direction,
+    /// ACS variable codes, in output order.
+    pub variables: Vec<String>,
+    /// Largest POI-to-road distance, metres.
+    pub max_snap_m: f64,
+    /// Grid cell, metres.
+    pub cell_m: f64,
+    /// Buffer around the reached network, metres.
+    pub buffer_m: f64,
+    /// POIs per batch.
+    pub batch_size: usize,
+}
+
+/// Longest travel time accepted, minutes (the original's limit).
+pub const MAX_TRAVEL_TIME_MIN: u32 = 120;
+/// Default POIs per batch.
+pub const DEFAULT_BATCH_SIZE: usize = 1024;
+
+impl Analysis {
+    /// Validates the analysis part of `s` and fills in defaults.
+    pub fn resolve(s: &RunSettings) -> Result<Analysis> {
+        let mode: Mode = s.mode.as_deref().unwrap_or("drive").parse().map_err(Error::Config)?;
+        let direction: Direction =
+            s.direction.as_deref().unwrap_or("from-poi").parse().map_err(Error::Config)?;
+        let mut times = match &s.travel_time {
+            None => vec![15],
+            Some(TravelTimes::One(t)) => vec![*t],
+            Some(TravelTimes::Many(v)) => v.clone(),
+            Some(TravelTimes::Text(t)) => parse_list(t, "travel time")?,
+        };
+        times.sort_unstable();
+        times.dedup();
+        if times.is_empty() || times.iter().any(|t| *t == 0 || *t > MAX_TRAVEL_TIME_MIN) {
+            return Err(Error::Config(format!(
+                "travel times must be whole minutes from 1 to {MAX_TRAVEL_TIME_MIN}, got {times:?}"
+            )));
+        }
+        let names: Vec<String> = match &s.variables {
+            None => vec!["total_population".into()],
+            Some(Variables::List(v)) => v.clone(),
+            Some(Variables::Text(t)) => {
+                t.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
+            }
+        };
+        let variables = crate::census::variables::resolve_all(&names).map_err(Error::Config)?;
+        let cell_m = s.cell_m.unwrap_or(match mode {
+            Mode::Walk => 25.0,
+            Mode::Bike => 50.0,
+            Mode::Drive => 100.0,
+        });
+        let buffer_m = s.buffer_m.unwrap_or(cell_m);
+        let max_snap_m = s.max_snap_m.unwrap_or(500.0);
+        let batch_size = s.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        if !(1.0..=10_000.0).contains(&cell_m) {
+            return Err(Error::Config(format!("cell size must be 1 to 10000 m, got {cell_m}")));
+        }
+        if !(buffer_m >= cell_m / 2.0 && buffer_m <= 100.0 * cell_m) {
+            // Below half a cell, a straight road can miss every cell centre along it.
+            return Err(Error::Config(format!(
+                "buffer must be between half a cell ({}) and 100 cells, got {buffer_m}",
+                cell_m / 2.0
+            )));
+        }
+        if !(max_snap_m.is_finite() && max_snap_m >= 0.0) {
+            return Err(Error::Config(format!("--max-snap-m must be ≥ 0, got {max_snap_m}")));
+        }
+        if batch_size == 0 {
+            return Err(Error::Config("--batch-size must be at least 1".into()));
+        }
+        Ok(Analysis { travel_times_min: times, mode, direction, variables, max_snap_m, cell_m, buffer_m, batch_size })
+    }
+}
+
+impl RunConfig {
+    /// Validates settings (from a flow file, flags, or both) into a configuration.
+    pub fn resolve(s: RunSettings) -> Result<RunConfig> {
+        let analysis = Analysis::resolve(&s)?;
+        let need = |p: Option<PathBuf>, what: &str, flag: &str| {
+            p.ok_or_else(|| Error::Config(format!("no {what} given (--{flag} or `{}` in the flow file)", flag.replace('-', "_"))))
+        };
+        let pois = match (s.pois, s.poi_tag) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config("give either --pois or --poi-tag, not both".into()));
+            }
+            (Some(p), None) => PoiSource::File(p),
+            (None, Some(t)) => PoiSource::OsmTag(t),
+            (None, None) => return Err(Error::Config("no POIs given (--pois FILE or --poi-tag KEY=VALUE)".into())),
+        };
+        Ok(RunConfig {
+            name: s.name.unwrap_or_else(|| "run".into()),
+            pois,
+            network: need(s.network, "road network", "network")?,
+            block_groups: need(s.block_groups, "block groups", "block-groups")?,
+            acs: s.acs,
+            analysis,
+            out: s.out.unwrap_or_else(|| PathBuf::from("out")),
+        })
+    }
+}
+
+fn parse_list(text: &str, what: &str) -> Result<Vec<u32>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().map_err(|_| Error::Config(format!("{what} {t:?} is not a whole number of minutes"))))
+        .collect()
+}

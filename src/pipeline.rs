@@ -1,0 +1,249 @@
+//! The whole job on one machine: load inputs, run the stages over POI batches, write outputs.
+//!
+//! This is the only module that knows the order of the stages. Each stage is called on a batch
+//! and returns serializable results; the accumulation between batches (coverage, reach lists)
+//! is explicit here so that the dataflow version can hold the same state in operators.
+
+use crate::census::{AcsTable, BlockGroup};
+use crate::config::{Analysis, PoiSource, RunConfig};
+use crate::error::{Error, Result};
+use crate::graph::Millis;
+use crate::graph::dijkstra::Workspace;
+use crate::osm::OsmRoads;
+use crate::output::{self, CensusRow, IsochroneFeature, RunReport};
+use crate::poi::PoiInput;
+use crate::stages::census_join::{CensusIndex, Coverage, JoinWorkspace, join_poi};
+use crate::stages::distance::{network_nearest, straight_line_nearest};
+use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, isochrone_batch, minutes_to_ms};
+use crate::stages::network::Network;
+use crate::types::Reject;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything a run reads, already parsed.
+pub struct Inputs {
+    /// POIs and the records rejected while reading them.
+    pub pois: PoiInput,
+    /// Roads of the network extract.
+    pub roads: OsmRoads,
+    /// Block-group boundaries.
+    pub block_groups: Vec<BlockGroup>,
+    /// ACS values (empty table when none were given).
+    pub acs: AcsTable,
+    /// What was read, for `run.json`: (role, description) pairs.
+    pub described: Vec<(String, String)>,
+}
+
+/// Presentation options that do not change results.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Presentation {
+    /// No progress bars and no summary.
+    pub quiet: bool,
+}
+
+/// Reads every input file named by `cfg`, timing each read into `timings`.
+pub fn load_inputs(cfg: &RunConfig, timings: &mut Vec<(String, f64)>) -> Result<Inputs> {
+    let t = Instant::now();
+    let roads = crate::osm::pbf::read_roads(&cfg.network)?;
+    timings.push(("read_network".into(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let pois = match &cfg.pois {
+        PoiSource::File(p) => crate::poi::read_pois(p)?,
+        PoiSource::OsmTag(tag) => {
+            let filter = crate::osm::pois::TagFilter::parse(tag).map_err(Error::Config)?;
+            let pois = crate::osm::pois::pois_by_tag(&cfg.network, &filter)?;
+            PoiInput { records: pois.len(), pois, rejects: Vec::new() }
+        }
+    };
+    timings.push(("read_pois".into(), t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let block_groups = crate::census::boundaries::read_block_groups(&cfg.block_groups)?;
+    let acs = match &cfg.acs {
+        Some(p) => crate::census::acs::read_acs(p, &cfg.analysis.variables)?,
+        None => AcsTable::default(),
+    };
+    timings.push(("read_census".into(), t.elapsed().as_secs_f64()));
+    let path = |p: &Path| p.display().to_string();
+    let mut described = vec![
+        ("pois".to_string(), match &cfg.pois {
+            PoiSource::File(p) => path(p),
+            PoiSource::OsmTag(t) => format!("{t} in {}", path(&cfg.network)),
+        }),
+        ("network".into(), path(&cfg.network)),
+        ("block_groups".into(), path(&cfg.block_groups)),
+    ];
+    if let Some(a) = &cfg.acs {
+        described.push(("acs".into(), path(a)));
+    }
+    Ok(Inputs { pois, roads, block_groups, acs, described })
+}
+
+/// Runs the stages over `inputs` and writes every output into `out`.
+pub fn execute(
+    analysis: &Analysis,
+    inputs: Inputs,
+    out: &Path,
+    mut timings: Vec<(String, f64)>,
+    show: Presentation,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    std::fs::create_dir_all(out).map_err(|e| Error::output(out, e))?;
+    let params = IsochroneParams {
+        travel_times_min: analysis.travel_times_min.clone(),
+        cell_m: analysis.cell_m,
+        buffer_m: analysis.buffer_m,
+        max_snap_m: analysis.max_snap_m,
+    };
+    let mut timer = StageTimer::default();
+
+    let network = timer.time("network", || Network::from_roads(&inputs.roads, analysis.mode, analysis.direction));
+    drop(inputs.roads);
+    let census = timer.time("census_index", || CensusIndex::new(&inputs.block_groups, params.grid()));
+    let pois = &inputs.pois.pois;
+
+    // Isochrones and the join, batch by batch.
+    let progress = output::progress_bar(pois.len() as u64, "isochrones", show.quiet);
+    let mut iso_ws = IsochroneWorkspace::new(&network);
+    let mut join_ws = JoinWorkspace::default();
+    let mut coverage = Coverage::default();
+    let mut reach_by_bg: BTreeMap<u32, Vec<Millis>> = BTreeMap::new();
+    let mut snaps = Vec::new();
+    let mut stage_rejects: Vec<Reject> = Vec::new();
+    let mut features: Vec<IsochroneFeature> = Vec::new();
+    let mut settled_total = 0u64;
+    for (b, batch) in pois.chunks(analysis.batch_size).enumerate() {
+        let first = (b * analysis.batch_size) as u32;
+        let result = timer.time("isochrone", || isochrone_batch(&network, &params, batch, first, &mut iso_ws));
+        stage_rejects.extend(result.rejects);
+        timer.time("census_join", || {
+            for iso in &result.isochrones {
+                for (bg, t) in join_poi(&census, iso, &mut join_ws).block_groups {
+                    reach_by_bg.entry(bg).or_default().push(t);
+                }
+                coverage.add(iso);
+            }
+        });
+        timer.time("polygons", || {
+            for iso in &result.isochrones {
+                let poi = &pois[iso.poi as usize];
+                for &minutes in &params.travel_times_min {
+                    features.push(IsochroneFeature::new(poi, iso, minutes, analysis.mode, &params.grid()));
+                }
+            }
+        });
+        for iso in &result.isochrones {
+            settled_total += iso.settled_nodes as u64;
+            snaps.push((iso.poi, iso.snap));
+        }
+        progress.inc(batch.len() as u64);
+    }
+    progress.finish_and_clear();
+
+    // Distances for every block group reached at the longest travel time.
+    let reported: Vec<u32> = reach_by_bg.keys().copied().collect();
+    let centroids: Vec<_> = reported.iter().map(|k| census.block_groups[*k as usize].centroid).collect();
+    let (straight, network_near) = timer.time("distance", || {
+        let poi_xy: Vec<_> = snaps
+            .iter()
+            .map(|(k, _)| {
+                let p = &pois[*k as usize];
+                (*k, crate::geom::albers::to_5070(p.lon, p.lat))
+            })
+            .collect();
+        let straight = straight_line_nearest(&poi_xy, &centroids);
+        let mut ws = Workspace::new(network.graph.node_count());
+        let near = network_nearest(&network, &snaps, &centroids, analysis.max_snap_m, &mut ws);
+        (straight, near)
+    });
+
+    // Rows: one per travel time and reached block group, by travel time then GEOID (block
+    // groups are indexed in GEOID order).
+    let mut rows = Vec::new();
+    for &minutes in &params.travel_times_min {
+        let limit = minutes_to_ms(minutes);
+        for (r, &bg) in reported.iter().enumerate() {
+            let reaching = reach_by_bg[&bg].iter().filter(|t| **t <= limit).count();
+            if reaching == 0 {
+                continue;
+            }
+            let prepared = &census.block_groups[bg as usize];
+            rows.push(CensusRow {
+                geoid: prepared.geoid.clone(),
+                centroid_lonlat: prepared.centroid_lonlat,
+                straight: straight[r],
+                network: network_near[r],
+                coverage_share: coverage.share(&census, bg, limit),
+                pois_reaching: reaching as u32,
+                minutes,
+                acs: inputs.acs.rows.get(&prepared.geoid).cloned(),
+            });
+        }
+    }
+    let union_km2: Vec<(u32, f64)> = params
+        .travel_times_min
+        .iter()
+        .map(|&m| (m, coverage.union_area_km2(&params.grid(), minutes_to_ms(m))))
+        .collect();
+
+    let mut rejects = inputs.pois.rejects.clone();
+    rejects.extend(stage_rejects);
+    let report = timer.time("write", || {
+        output::write_all(
+            out,
+            &output::RunOutputs {
+                analysis,
+                pois,
+                rows: &rows,
+                features: &features,
+                rejects: &rejects,
+                acs_variables: &inputs.acs.variables,
+                records_in: inputs.pois.records,
+                processed: snaps.len(),
+                union_km2: &union_km2,
+                settled_nodes: settled_total,
+                block_groups_total: census.block_groups.len(),
+                inputs: &inputs.described,
+            },
+        )
+    })?;
+    let reading: f64 = timings.iter().map(|t| t.1).sum();
+    timings.extend(timer.0);
+    timings.push(("total".into(), reading + started.elapsed().as_secs_f64()));
+    let report = report.with_timings(timings);
+    output::write_run_json(out, &report)?;
+    if !show.quiet {
+        eprint!("{}", report.summary());
+    }
+    Ok(report)
+}
+
+/// Runs the job described by `cfg`.
+pub fn run(cfg: &RunConfig, show: Presentation) -> Result<RunReport> {
+    let mut timings = Vec::new();
+    let inputs = load_inputs(cfg, &mut timings)?;
+    execute(&cfg.analysis, inputs, &cfg.out, timings, show)
+}
+
+/// The default output directory of a run without `--out`.
+pub fn default_out_dir(name: &str) -> PathBuf {
+    PathBuf::from("out").join(name)
+}
+
+/// Accumulated wall time per stage, in first-use order.
+#[derive(Default)]
+struct StageTimer(Vec<(String, f64)>);
+
+impl StageTimer {
+    fn time<T>(&mut self, stage: &str, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let r = f();
+        let dt = t.elapsed().as_secs_f64();
+        match self.0.iter_mut().find(|(s, _)| s == stage) {
+            Some(e) => e.1 += dt,
+            None => self.0.push((stage.to_string(), dt)),
+        }
+        r
+    }
+}
+

@@ -1,0 +1,200 @@
+//! The `census join` stage: which block groups each POI's isochrones reach, and how much of
+//! each block group lies inside the union of all isochrones.
+//!
+//! Block groups are projected to EPSG:5070 once. For each block group the stage knows, lazily
+//! and once, the exact area it shares with every analysis-grid cell it overlaps
+//! ([`crate::geom::clip::cell_overlaps`]). Because an isochrone *is* a set of cells, a block
+//! group intersects an isochrone exactly when one of its overlap cells is in the set, and the
+//! area inside the union is the sum of its overlap areas over the union's cells: exact, with
+//! no polygon boolean operations per POI.
+
+use super::isochrone::PoiIsochrone;
+use crate::census::BlockGroup;
+use crate::geom::albers::{from_5070, to_5070};
+use crate::geom::clip::cell_overlaps;
+use crate::geom::grid::{Cell, Grid};
+use crate::graph::Millis;
+use geo::{Area, BoundingRect, Centroid, Coord, MapCoords, MultiPolygon, Rect};
+use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// A block group ready for joining: projected boundary, area, centroid, overlap cells.
+pub struct PreparedBlockGroup {
+    /// 12-digit GEOID.
+    pub geoid: String,
+    /// Boundary in EPSG:5070 metres.
+    pub boundary: MultiPolygon<f64>,
+    /// Area in m² (EPSG:5070 is equal-area).
+    pub area_m2: f64,
+    /// Polygon centroid in EPSG:5070 (the original computes it there too).
+    pub centroid: Coord<f64>,
+    /// The same centroid as (lon, lat) degrees.
+    pub centroid_lonlat: (f64, f64),
+    /// Bounding box in EPSG:5070.
+    pub bbox: Rect<f64>,
+    overlaps: OnceLock<Vec<(Cell, f64)>>,
+}
+
+impl PreparedBlockGroup {
+    /// Cells this block group overlaps with the shared area (m²), sorted by cell; computed on
+    /// first use.
+    pub fn overlaps(&self, grid: &Grid) -> &[(Cell, f64)] {
+        self.overlaps.get_or_init(|| {
+            let mut out = Vec::new();
+            cell_overlaps(&self.boundary, grid, &mut out);
+            out
+        })
+    }
+}
+
+/// All block groups of a run, indexed for the join.
+pub struct CensusIndex {
+    /// The block groups, sorted by GEOID; their index is their id within the run.
+    pub block_groups: Vec<PreparedBlockGroup>,
+    grid: Grid,
+    tree: RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>,
+}
+
+impl CensusIndex {
+    /// Projects and indexes `block_groups` for the analysis grid `grid`.
+    pub fn new(block_groups: &[BlockGroup], grid: Grid) -> CensusIndex {
+        let mut prepared: Vec<PreparedBlockGroup> = block_groups
+            .iter()
+            .filter_map(|bg| {
+                let boundary = bg.boundary.map_coords(|c| to_5070(c.x, c.y));
+                let bbox = boundary.bounding_rect()?;
+                let area_m2 = boundary.unsigned_area();
+                let centroid = boundary.centroid().map(|p| p.0).unwrap_or(bbox.center());
+                Some(PreparedBlockGroup {
+                    geoid: bg.geoid.clone(),
+                    centroid_lonlat: from_5070(centroid),
+                    boundary,
+                    area_m2,
+                    centroid,
+                    bbox,
+                    overlaps: OnceLock::new(),
+                })
+            })
+            .collect();
+        prepared.sort_by(|a, b| a.geoid.cmp(&b.geoid));
+        let tree = RTree::bulk_load(
+            prepared
+                .iter()
+                .enumerate()
+                .map(|(k, bg)| {
+                    let r = Rectangle::from_corners(
+                        [bg.bbox.min().x, bg.bbox.min().y],
+                        [bg.bbox.max().x, bg.bbox.max().y],
+                    );
+                    GeomWithData::new(r, k as u32)
+                })
+                .collect(),
+        );
+        CensusIndex { block_groups: prepared, grid, tree }
+    }
+
+    /// The analysis grid.
+    pub fn grid(&self) -> Grid {
+        self.grid
+    }
+
+    /// Block groups whose bounding box meets the cell range `lo ..= hi`, ascending.
+    fn candidates(&self, lo: Cell, hi: Cell) -> Vec<u32> {
+        let c = self.grid.cell_m;
+        let env = AABB::from_corners(
+            [lo.i as f64 * c, lo.j as f64 * c],
+            [(hi.i + 1) as f64 * c, (hi.j + 1) as f64 * c],
+        );
+        let mut ids: Vec<u32> = self.tree.locate_in_envelope_intersecting(&env).map(|g| g.data).collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// The block groups one POI reaches: `(block group, earliest arrival in any shared cell, ms)`,
+/// sorted by block group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoiReach {
+    /// Index of the POI in the run's POI list.
+    pub poi: u32,
+    /// Reached block groups with the earliest time at which the isochrone enters them.
+    pub block_groups: Vec<(u32, Millis)>,
+}
+
+/// Reusable per-thread state of the join (a dense lookup raster).
+#[derive(Default)]
+pub struct JoinWorkspace {
+    raster: Vec<Millis>,
+}
+
+/// The block groups reached by one POI's isochrone (for its longest travel time; shorter
+/// travel times filter on the returned times).
+pub fn join_poi(index: &CensusIndex, iso: &PoiIsochrone, ws: &mut JoinWorkspace) -> PoiReach {
+    let mut reach = PoiReach { poi: iso.poi, block_groups: Vec::new() };
+    let (Some(first), Some(last)) = (iso.cells.first(), iso.cells.last()) else {
+        return reach;
+    };
+    let (i0, i1) = (first.0.i, last.0.i);
+    let (j0, j1) = iso.cells.iter().fold((i32::MAX, i32::MIN), |(a, b), (c, _)| (a.min(c.j), b.max(c.j)));
+    let h = (j1 - j0 + 1) as usize;
+    ws.raster.clear();
+    ws.raster.resize((i1 - i0 + 1) as usize * h, Millis::MAX);
+    for (c, t) in &iso.cells {
+        ws.raster[(c.i - i0) as usize * h + (c.j - j0) as usize] = *t;
+    }
+    for k in index.candidates(Cell { i: i0, j: j0 }, Cell { i: i1, j: j1 }) {
+        let bg = &index.block_groups[k as usize];
+        let mut best = Millis::MAX;
+        for (c, area) in bg.overlaps(&index.grid) {
+            if *area > 0.0 && c.i >= i0 && c.i <= i1 && c.j >= j0 && c.j <= j1 {
+                best = best.min(ws.raster[(c.i - i0) as usize * h + (c.j - j0) as usize]);
+            }
+        }
+        if best != Millis::MAX {
+            reach.block_groups.push((k, best));
+        }
+    }
+    reach
+}
+
+/// The union of all isochrones: the earliest time any POI reaches each cell. Feeds coverage
+/// shares and union areas.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    cells: HashMap<Cell, Millis>,
+}
+
+impl Coverage {
+    /// Adds one isochrone.
+    pub fn add(&mut self, iso: &PoiIsochrone) {
+        for (c, t) in &iso.cells {
+            let e = self.cells.entry(*c).or_insert(*t);
+            if *t < *e {
+                *e = *t;
+            }
+        }
+    }
+
+    /// Area of the union of the isochrones for `limit_ms`, km².
+    pub fn union_area_km2(&self, grid: &Grid, limit_ms: Millis) -> f64 {
+        let n = self.cells.values().filter(|t| **t <= limit_ms).count();
+        n as f64 * grid.cell_m * grid.cell_m / 1e6
+    }
+
+    /// Share (0..=1) of `bg`'s area inside the union of the isochrones for `limit_ms`.
+    pub fn share(&self, index: &CensusIndex, bg: u32, limit_ms: Millis) -> f64 {
+        let bg = &index.block_groups[bg as usize];
+        if bg.area_m2 <= 0.0 {
+            return 0.0;
+        }
+        let inside: f64 = bg
+            .overlaps(&index.grid)
+            .iter()
+            .filter(|(c, _)| self.cells.get(c).is_some_and(|t| *t <= limit_ms))
+            .map(|(_, a)| a)
+            .sum();
+        (inside / bg.area_m2).clamp(0.0, 1.0)
+    }
+}

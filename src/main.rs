@@ -1,2 +1,58 @@
-//! The `socialmapper` command.
-fn main() {}
+//! The `socialmapper` command: parse flags, run, report errors with the file and the cause.
+
+use clap::Parser;
+use socialmapper::cli::{Cli, Command, DemoArgs};
+use socialmapper::config::{Analysis, RunConfig, RunSettings, TravelTimes};
+use socialmapper::pipeline::{self, Presentation};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SOCIALMAPPER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if cli.quiet { "error" } else { "warn" })),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let show = Presentation { quiet: cli.quiet };
+    let result = match cli.command {
+        Command::Run(args) => run(args, show),
+        Command::Demo(args) => demo(args, show),
+        Command::Variables => {
+            for (name, codes) in socialmapper::census::variables::known() {
+                println!("{name:<28} {}", codes.join(","));
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("socialmapper: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: socialmapper::cli::RunArgs, show: Presentation) -> socialmapper::Result<()> {
+    let settings = match &args.flow {
+        Some(flow) => RunSettings::from_flow_file(flow)?.overridden_by(args.settings()),
+        None => args.settings(),
+    };
+    let cfg = RunConfig::resolve(settings)?;
+    pipeline::run(&cfg, show).map(|_| ())
+}
+
+fn demo(args: DemoArgs, show: Presentation) -> socialmapper::Result<()> {
+    let town = socialmapper::demo::synthetic_town(&socialmapper::demo::TownSpec::default());
+    let analysis = Analysis::resolve(&RunSettings {
+        travel_time: Some(TravelTimes::Text(args.travel_time)),
+        mode: Some(args.mode),
+        direction: args.direction,
+        variables: Some(socialmapper::config::Variables::List(town.acs.variables.clone())),
+        ..Default::default()
+    })?;
+    let inputs = pipeline::town_inputs(town);
+    pipeline::execute(&analysis, inputs, &args.out, Vec::new(), show).map(|_| ())
+}

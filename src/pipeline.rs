@@ -247,3 +247,14 @@ impl StageTimer {
     }
 }
 
+
+/// The embedded demo town as run inputs.
+pub fn town_inputs(town: crate::demo::Town) -> Inputs {
+    Inputs {
+        pois: PoiInput { records: town.pois.len(), pois: town.pois, rejects: Vec::new() },
+        roads: town.roads,
+        block_groups: town.block_groups,
+        acs: town.acs,
+        described: vec![("demo".into(), "embedded synthetic town".into())],
+    }
+}

@@ -1,0 +1,150 @@
+//! Command-line interface: `socialmapper run`, `demo` and `variables`.
+
+use crate::config::{RunSettings, TravelTimes, Variables};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Who can reach these places, and how far are they? Travel-time isochrones on the
+/// OpenStreetMap road network, the census block groups they reach with their ACS demographics,
+/// and each block group's distance to the nearest POI.
+#[derive(Debug, Parser)]
+#[command(name = "socialmapper", version, about, long_about = None)]
+pub struct Cli {
+    /// No progress bars and no summary on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole job on local files, from a flow file, flags, or both (flags win).
+    Run(RunArgs),
+    /// Run the job on the embedded synthetic town: no files, no internet.
+    Demo(DemoArgs),
+    /// List the ACS variable names this tool knows and their codes.
+    Variables,
+}
+
+/// Flags of `socialmapper run`.
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// A flow file (TOML) with the same keys as these flags (`dataflows/dc.toml`).
+    pub flow: Option<PathBuf>,
+    /// Run name (defaults to the flow file's name, or "run").
+    #[arg(long)]
+    pub name: Option<String>,
+    /// POIs: CSV (lat/lon columns, as the original's custom coordinates), GeoJSON or JSON.
+    #[arg(long)]
+    pub pois: Option<PathBuf>,
+    /// POIs by OSM tag out of the network file instead: `amenity=library`, `shop`, `a=b|c`.
+    #[arg(long)]
+    pub poi_tag: Option<String>,
+    /// Road network: an OpenStreetMap `.osm.pbf` extract.
+    #[arg(long)]
+    pub network: Option<PathBuf>,
+    /// Block groups: TIGER/Line or cartographic-boundary shapefile zip, or GeoJSON.
+    #[arg(long)]
+    pub block_groups: Option<PathBuf>,
+    /// ACS values: Census-API JSON or CSV with a GEOID column.
+    #[arg(long)]
+    pub acs: Option<PathBuf>,
+    /// Travel times in minutes: `15` or `5,10,15` (1 to 120).
+    #[arg(long, value_name = "MINUTES")]
+    pub travel_time: Option<String>,
+    /// Travel mode: walk, bike or drive.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// from-poi (travel starting at the POI, the original's isochrones) or to-poi.
+    #[arg(long)]
+    pub direction: Option<String>,
+    /// ACS variables by code or name: `total_population,B19013_001E`.
+    #[arg(long)]
+    pub variables: Option<String>,
+    /// Output directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A POI farther than this from a usable road is rejected (metres, default 500).
+    #[arg(long)]
+    pub max_snap_m: Option<f64>,
+    /// Analysis grid cell size in metres (default: walk 25, bike 50, drive 100).
+    #[arg(long)]
+    pub cell_m: Option<f64>,
+    /// How far around the reached roads an isochrone extends, metres (default: one cell).
+    #[arg(long)]
+    pub buffer_m: Option<f64>,
+    /// POIs per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+}
+
+impl RunArgs {
+    /// The settings given as flags (absent flags stay `None`).
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            name: self.name.clone(),
+            pois: self.pois.clone(),
+            poi_tag: self.poi_tag.clone(),
+            network: self.network.clone(),
+            block_groups: self.block_groups.clone(),
+            acs: self.acs.clone(),
+            travel_time: self.travel_time.clone().map(TravelTimes::Text),
+            mode: self.mode.clone(),
+            direction: self.direction.clone(),
+            variables: self.variables.clone().map(Variables::Text),
+            out: self.out.clone(),
+            max_snap_m: self.max_snap_m,
+            cell_m: self.cell_m,
+            buffer_m: self.buffer_m,
+            batch_size: self.batch_size,
+        }
+    }
+}
+
+/// Flags of `socialmapper demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Output directory.
+    #[arg(long, default_value = "out/demo")]
+    pub out: PathBuf,
+    /// Travel times in minutes.
+    #[arg(long, default_value = "5,10,15", value_name = "MINUTES")]
+    pub travel_time: String,
+    /// Travel mode: walk, bike or drive.
+    #[arg(long, default_value = "walk")]
+    pub mode: String,
+    /// from-poi or to-poi.
+    #[arg(long)]
+    pub direction: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_flags_parse_into_settings() {
+        let cli = Cli::parse_from([
+            "socialmapper", "run", "flow.toml", "--pois", "p.csv", "--travel-time", "5,10", "--mode", "walk",
+            "--variables", "total_population,B19013_001E", "--max-snap-m", "250", "-q",
+        ]);
+        assert!(cli.quiet);
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert_eq!(args.flow, Some(PathBuf::from("flow.toml")));
+        let s = args.settings();
+        assert_eq!(s.pois, Some(PathBuf::from("p.csv")));
+        assert_eq!(s.travel_time, Some(TravelTimes::Text("5,10".into())));
+        assert_eq!(s.max_snap_m, Some(250.0));
+        assert_eq!(s.network, None);
+    }
+
+    #[test]
+    fn demo_defaults() {
+        let cli = Cli::parse_from(["socialmapper", "demo"]);
+        let Command::Demo(d) = cli.command else { panic!("not demo") };
+        assert_eq!((d.out, d.mode.as_str(), d.travel_time.as_str()), (PathBuf::from("out/demo"), "walk", "5,10,15"));
+    }
+}

@@ -93,8 +93,8 @@ struct PreLink {
 /// Builds the road graph of `mode` for searches in `direction` and reports what it did.
 ///
 /// - Ways are kept when [`way_rule`] allows them for `mode`. A node reference missing from
-///   `roads.nodes` breaks the way into separate pieces (no straight line is drawn across the
-///   gap); consecutive repeated references are merged.
+///   `roads.nodes` (or with an impossible lon/lat) breaks the way into separate pieces (no
+///   straight line is drawn across the gap); consecutive repeated references are merged.
 /// - Graph nodes are the OSM nodes that occur at least twice among the usable way pieces (an
 ///   intersection, or a way touching itself) and the pieces' end nodes.
 /// - Each piece is cut into [`Link`]s at graph nodes. `length_m` is the ellipsoidal (GRS80)
@@ -143,7 +143,7 @@ pub fn build_graph_with_stats(
             }
         };
         for &osm in &way.nodes {
-            match roads.nodes.get(&osm) {
+            match roads.nodes.get(&osm).filter(|&&ll| valid_lonlat(ll)) {
                 None => {
                     close_run(&mut run_nodes, start);
                     start = run_nodes.len();
@@ -373,6 +373,11 @@ pub fn build_graph_with_stats(
         link_points,
     };
     (graph, stats)
+}
+
+/// Whether a (lon, lat) can be projected: finite and on the globe.
+fn valid_lonlat((lon, lat): (f64, f64)) -> bool {
+    (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)
 }
 
 /// Travel time in whole milliseconds, at least 1 (Dijkstra needs positive weights).
@@ -837,6 +842,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn empty_and_unusable_inputs_give_empty_graphs() {
+        let empty = OsmRoads::default();
+        let (g, s) = build(&empty, Mode::Drive, Direction::FromPoi);
+        check_graph(&g);
+        assert_eq!(
+            (g.node_count(), g.edge_count(), g.first_out.clone()),
+            (0, 0, vec![0])
+        );
+        assert_eq!(s, BuildStats::default());
+        // Bad coordinates count as missing nodes; a footway is not drivable.
+        let nodes: HashMap<i64, (f64, f64)> = [
+            (1, (f64::NAN, 38.9)),
+            (2, (-77.0, 95.0)),
+            (3, (-77.0, 38.9)),
+            (4, (-77.001, 38.9)),
+        ]
+        .into_iter()
+        .collect();
+        let roads = OsmRoads {
+            nodes,
+            ways: vec![
+                way(1, &[1, 2, 3], &[("highway", "residential")]),
+                way(2, &[3, 4], &[("highway", "footway")]),
+            ],
+        };
+        let (g, s) = build(&roads, Mode::Drive, Direction::ToPoi);
+        check_graph(&g);
+        assert_eq!(g.node_count(), 0);
+        assert_eq!((s.ways_used, s.ways_without_geometry), (0, 1));
+        let (g, s) = build(&roads, Mode::Walk, Direction::FromPoi);
+        check_graph(&g);
+        assert_eq!((s.nodes, s.links, s.edges, s.ways_used), (2, 1, 2, 1));
+    }
+
+    #[test]
     fn self_touching_way_is_cut_where_it_returns() {
         let nodes: HashMap<i64, (f64, f64)> = [
             (1, (LON0, LAT0)),
@@ -1005,6 +1045,40 @@ pub(crate) mod tests {
                 s.nodes
             );
             assert!((median as usize) < s.nodes / 100, "{mode}: {median}");
+        }
+    }
+
+    /// Timings for the report: `cargo test --release --lib timing_read_and_build -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore = "timing report, run in release mode"]
+    fn timing_read_and_build() {
+        use std::time::Instant;
+        for file in ["dc/roads.osm.pbf", "osm_more/columbus_oh.osm.pbf"] {
+            let path = crate::osm::pbf::test_data(file);
+            let t0 = Instant::now();
+            let roads = crate::osm::pbf::read_roads(&path).expect("read");
+            let t_read = t0.elapsed();
+            for mode in [Mode::Drive, Mode::Walk, Mode::Bike] {
+                let t1 = Instant::now();
+                let (g, s) = build(&roads, mode, Direction::FromPoi);
+                let t_build = t1.elapsed();
+                let t2 = Instant::now();
+                let idx = crate::graph::snap::SnapIndex::new(&g);
+                let t_snap = t2.elapsed();
+                println!(
+                    "{file}: read {} ways {} nodes in {t_read:?}; {mode}: build {t_build:?}, \
+                     snap index {t_snap:?} ({} segments); {s:?}",
+                    roads.ways.len(),
+                    roads.nodes.len(),
+                    idx.segment_count()
+                );
+            }
+        }
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            for line in status.lines().filter(|l| l.starts_with("VmHWM")) {
+                println!("{line}");
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use geo::Coord;
 use rstar::{AABB, PointDistance, RTree, RTreeObject};
 
 /// Where a point meets the network.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snap {
     /// The link snapped onto.
     pub link: LinkId,

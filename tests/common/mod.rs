@@ -34,7 +34,7 @@ pub fn col(header: &[String], name: &str) -> usize {
 /// `pj_qsfn` and the authalic constants in this grouping), for cross-checks.
 pub fn albers_5070(lon: f64, lat: f64) -> (f64, f64) {
     let a = 6378137.0f64;
-    let f = 1.0 / 298.257222101;
+    let f: f64 = 1.0 / 298.257222101;
     let es = 2.0 * f - f * f;
     let e = es.sqrt();
     let one_es = 1.0 - es;
@@ -49,11 +49,9 @@ pub fn albers_5070(lon: f64, lat: f64) -> (f64, f64) {
     let m2 = msfn(phi2.sin(), phi2.cos());
     let ml2 = qsfn(phi2.sin());
     let n = (m1 * m1 - m2 * m2) / (ml2 - ml1);
-    let ec = 1.0 - 0.5 * one_es * ((1.0 - e) / (1.0 + e)).ln() / e;
     let c = m1 * m1 + n * ml1;
     let dd = 1.0 / n;
     let rho0 = dd * (c - n * qsfn(phi0.sin())).sqrt();
-    let _ = ec;
     let rho = dd * (c - n * qsfn(lat.to_radians().sin())).sqrt();
     let lam = (lon.to_radians() - lam0) * n;
     (a * rho * lam.sin(), a * (rho0 - rho * lam.cos()))

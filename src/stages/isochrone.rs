@@ -80,22 +80,43 @@ pub struct IsochroneBatch {
     pub rejects: Vec<Reject>,
 }
 
-/// A reached piece of one link: from fraction `from` (time `t_from`) to fraction `to`
-/// (time `t_to`), fractions measured from the link's start.
-#[derive(Clone, Copy, Debug)]
-struct Piece {
-    link: LinkId,
-    from: f64,
-    to: f64,
-    t_from: f64,
-    t_to: f64,
+/// Travel time along a link as a function of the fraction `x` of the way from its start:
+/// `t0 + slope·x` for `x` in `lo ..= hi` (the slope is negative for travel against the
+/// link's geometry). A link is reached by at most four ramps: from each end node, and from
+/// the POI's own snap point in each direction.
+#[derive(Clone, Copy, Debug, Default)]
+struct Ramp {
+    t0: f64,
+    slope: f64,
+    lo: f64,
+    hi: f64,
 }
 
-/// Reusable per-thread state of the stage (search arrays and raster).
+impl Ramp {
+    #[inline]
+    fn time_at(&self, x: f64) -> Option<f64> {
+        (x >= self.lo - 1e-12 && x <= self.hi + 1e-12).then(|| self.t0 + self.slope * x)
+    }
+}
+
+/// The ramps that reach one link.
+#[derive(Clone, Copy, Debug)]
+struct LinkReach {
+    link: LinkId,
+    ramps: [Ramp; 4],
+    count: usize,
+}
+
+/// Reusable per-thread state of the stage (search arrays, reached links, raster).
 #[derive(Default)]
 pub struct IsochroneWorkspace {
     search: Workspace,
-    pieces: Vec<Piece>,
+    reached: Vec<LinkReach>,
+    /// Per link: index into `reached`, valid when `link_stamp` equals `generation`.
+    link_slot: Vec<u32>,
+    link_stamp: Vec<u32>,
+    generation: u32,
+    samples: Vec<f64>,
     raster: Vec<Millis>,
 }
 
@@ -103,6 +124,36 @@ impl IsochroneWorkspace {
     /// A workspace sized for `network`.
     pub fn new(network: &Network) -> Self {
         IsochroneWorkspace { search: Workspace::new(network.graph.node_count()), ..Default::default() }
+    }
+
+    fn reset(&mut self, links: usize) {
+        if self.link_slot.len() < links {
+            self.link_slot.resize(links, 0);
+            self.link_stamp.resize(links, 0);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.link_stamp.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        self.reached.clear();
+    }
+
+    fn add_ramp(&mut self, link: LinkId, ramp: Ramp) {
+        if ramp.hi < ramp.lo {
+            return;
+        }
+        let l = link as usize;
+        if self.link_stamp[l] != self.generation {
+            self.link_stamp[l] = self.generation;
+            self.link_slot[l] = self.reached.len() as u32;
+            self.reached.push(LinkReach { link, ramps: [Ramp::default(); 4], count: 0 });
+        }
+        let r = &mut self.reached[self.link_slot[l] as usize];
+        if r.count < 4 {
+            r.ramps[r.count] = ramp;
+            r.count += 1;
+        }
     }
 }
 
@@ -146,39 +197,39 @@ pub fn poi_isochrone(
     let seeds: Vec<Seed> = network.seeds(&snap, poi);
     let settled = ws.search.run(g, &seeds, Some(limit)) as u32;
 
-    // 1. The reached pieces: the POI's own link from the snap point, then every out-edge of
-    //    every settled node, each as far as the remaining time allows.
-    ws.pieces.clear();
-    let (along, against) = network.link_times(snap.link);
+    // 1. The reached links, each with the ramps that reach it: the POI's own link from the
+    //    snap point, then every out-edge of every settled node, as far as the time allows.
+    ws.reset(g.links.len());
     let lim = limit as f64;
-    if let Some(t) = along {
-        let full = (1.0 - snap.fraction) * t as f64;
-        let s = if full > 0.0 { (lim / full).min(1.0) } else { 1.0 };
-        let to = snap.fraction + (1.0 - snap.fraction) * s;
-        ws.pieces.push(Piece { link: snap.link, from: snap.fraction, to, t_from: 0.0, t_to: s * full });
+    let (along, against) = network.link_times(snap.link);
+    let f = snap.fraction;
+    if let Some(t) = along.map(f64::from) {
+        ws.add_ramp(snap.link, Ramp { t0: -f * t, slope: t, lo: f, hi: (f + lim / t).min(1.0) });
     }
-    if let Some(t) = against {
-        let full = snap.fraction * t as f64;
-        let s = if full > 0.0 { (lim / full).min(1.0) } else { 1.0 };
-        let to = snap.fraction * (1.0 - s);
-        ws.pieces.push(Piece { link: snap.link, from: snap.fraction, to, t_from: 0.0, t_to: s * full });
+    if let Some(t) = against.map(f64::from) {
+        ws.add_ramp(snap.link, Ramp { t0: f * t, slope: -t, lo: (f - lim / t).max(0.0), hi: f });
     }
-    for &u in ws.search.settled() {
+    for k in 0..ws.search.settled().len() {
+        let u = ws.search.settled()[k];
         let du = ws.search.time_ms(u).unwrap_or(limit) as f64;
         for e in g.out_edges(u) {
             let tt = g.time_ms[e] as f64;
             let s = ((lim - du) / tt).clamp(0.0, 1.0);
-            let (from, to) = if g.edge_along[e] { (0.0, s) } else { (1.0, 1.0 - s) };
-            ws.pieces.push(Piece { link: g.edge_link[e], from, to, t_from: du, t_to: du + s * tt });
+            let ramp = if g.edge_along[e] {
+                Ramp { t0: du, slope: tt, lo: 0.0, hi: s }
+            } else {
+                Ramp { t0: du + tt, slope: -tt, lo: 1.0 - s, hi: 1.0 }
+            };
+            ws.add_ramp(g.edge_link[e], ramp);
         }
     }
 
-    // 2. A dense raster over the pieces' extent, filled with the earliest time per cell.
+    // 2. A dense raster over the reached links' extent, filled with the earliest time per cell.
     let grid = params.grid();
     let (c, b) = (params.cell_m, params.buffer_m);
     let (mut lo, mut hi) = (Coord { x: f64::MAX, y: f64::MAX }, Coord { x: f64::MIN, y: f64::MIN });
-    for p in &ws.pieces {
-        for q in g.link_geometry(p.link) {
+    for r in &ws.reached {
+        for q in g.link_geometry(r.link) {
             lo = Coord { x: lo.x.min(q.x), y: lo.y.min(q.y) };
             hi = Coord { x: hi.x.max(q.x), y: hi.y.max(q.y) };
         }
@@ -211,8 +262,8 @@ pub fn poi_isochrone(
         }
     };
     let step = c / 2.0;
-    for p in &ws.pieces {
-        sample_piece(g.link_geometry(p.link), p, step, &mut stamp);
+    for r in &ws.reached {
+        sample_link(network, r, step, &mut ws.samples, &mut stamp);
     }
 
     // 3. The reached cells, in cell order (i, then j).
@@ -228,32 +279,47 @@ pub fn poi_isochrone(
     PoiIsochrone { poi, snap, settled_nodes: settled, cells }
 }
 
-/// Calls `f(point, time)` at points along `line` between the piece's two fractions, at most
-/// `step` metres apart, both ends included, with the time interpolated linearly.
-fn sample_piece(line: &[Coord<f64>], piece: &Piece, step: f64, f: &mut impl FnMut(Coord<f64>, f64)) {
-    let total: f64 = line.windows(2).map(|s| seg_len(s[0], s[1])).sum();
-    let (sa, sb) = (piece.from * total, piece.to * total);
-    let (lo, hi) = if sa <= sb { (sa, sb) } else { (sb, sa) };
-    let n = ((hi - lo) / step).ceil().max(0.0) as usize + 1;
-    let time_at = |s: f64| {
-        if sb == sa { piece.t_from } else { piece.t_from + (piece.t_to - piece.t_from) * (s - sa) / (sb - sa) }
-    };
-    // Walk the polyline once: samples come in increasing arc length.
-    let (mut seg, mut seg_start) = (0usize, 0.0f64);
-    for k in 0..n {
-        let s = if n == 1 { lo } else { lo + (hi - lo) * k as f64 / (n - 1) as f64 };
-        while seg + 2 < line.len() && seg_start + seg_len(line[seg], line[seg + 1]) < s {
-            seg_start += seg_len(line[seg], line[seg + 1]);
+/// Calls `f(point, time)` along the reached parts of a link: at every multiple of `step`
+/// metres from its start and at the ends of every ramp, with the earliest time of the ramps
+/// that reach that point. `xs` is scratch space.
+fn sample_link(
+    network: &Network,
+    reach: &LinkReach,
+    step: f64,
+    xs: &mut Vec<f64>,
+    f: &mut impl FnMut(Coord<f64>, f64),
+) {
+    let g = &network.graph;
+    let link = &g.links[reach.link as usize];
+    let first = link.first_point as usize;
+    let pts = &g.link_points[first..first + link.point_count as usize];
+    let offs = &network.point_offset_m[first..first + link.point_count as usize];
+    let total = offs[offs.len() - 1];
+    let ramps = &reach.ramps[..reach.count];
+    xs.clear();
+    let (lo, hi) = ramps.iter().fold((1.0f64, 0.0f64), |(a, b), r| (a.min(r.lo), b.max(r.hi)));
+    if total > 0.0 {
+        let (k0, k1) = ((lo * total / step).ceil() as i64, (hi * total / step).floor() as i64);
+        xs.extend((k0..=k1).map(|k| k as f64 * step / total));
+    }
+    for r in ramps {
+        xs.push(r.lo);
+        xs.push(r.hi);
+    }
+    xs.sort_unstable_by(f64::total_cmp);
+    // Walk the polyline once: the fractions come in increasing order.
+    let mut seg = 0usize;
+    for &x in xs.iter() {
+        let Some(t) = ramps.iter().filter_map(|r| r.time_at(x)).min_by(f64::total_cmp) else {
+            continue;
+        };
+        let s = x * total;
+        while seg + 2 < pts.len() && offs[seg + 1] < s {
             seg += 1;
         }
-        let (a, bq) = (line[seg], line[seg + 1]);
-        let l = seg_len(a, bq);
-        let u = if l > 0.0 { ((s - seg_start) / l).clamp(0.0, 1.0) } else { 0.0 };
-        f(Coord { x: a.x + (bq.x - a.x) * u, y: a.y + (bq.y - a.y) * u }, time_at(s));
+        let (a, b) = (pts[seg], pts[seg + 1]);
+        let l = offs[seg + 1] - offs[seg];
+        let u = if l > 0.0 { ((s - offs[seg]) / l).clamp(0.0, 1.0) } else { 0.0 };
+        f(Coord { x: a.x + (b.x - a.x) * u, y: a.y + (b.y - a.y) * u }, t.max(0.0));
     }
-}
-
-#[inline]
-fn seg_len(a: Coord<f64>, b: Coord<f64>) -> f64 {
-    (b.x - a.x).hypot(b.y - a.y)
 }

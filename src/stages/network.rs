@@ -23,6 +23,9 @@ pub struct Network {
     pub graph: RoadGraph,
     /// Nearest-road lookups.
     pub snap_index: SnapIndex,
+    /// For every point of [`RoadGraph::link_points`], the projected distance (EPSG:5070
+    /// metres) from its link's start along the polyline: rasterising walks links by it.
+    pub point_offset_m: Vec<f64>,
 }
 
 impl Network {
@@ -30,7 +33,15 @@ impl Network {
     pub fn from_roads(roads: &OsmRoads, mode: Mode, direction: Direction) -> Network {
         let graph = build_graph(roads, mode, direction, &BuildOptions::default());
         let snap_index = SnapIndex::new(&graph);
-        Network { mode, direction, graph, snap_index }
+        let mut point_offset_m = vec![0.0; graph.link_points.len()];
+        for l in &graph.links {
+            let a = l.first_point as usize;
+            for k in a + 1..a + l.point_count as usize {
+                let (p, q) = (graph.link_points[k - 1], graph.link_points[k]);
+                point_offset_m[k] = point_offset_m[k - 1] + ((q.x - p.x).powi(2) + (q.y - p.y).powi(2)).sqrt();
+            }
+        }
+        Network { mode, direction, graph, snap_index, point_offset_m }
     }
 
     /// Reads a `.osm.pbf` and builds the network of `mode`.

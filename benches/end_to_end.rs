@@ -12,7 +12,10 @@ use std::io::Write;
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let mode = args.get(1).cloned().unwrap_or_else(|| "drive".into());
     let minutes = args.get(2).cloned().unwrap_or_else(|| "15".into());
@@ -32,7 +35,9 @@ fn main() {
         acs: Some(data.join("dc/acs5_2021_bg_api.json")),
         travel_time: Some(TravelTimes::Text(minutes.clone())),
         mode: Some(mode.clone()),
-        variables: Some(Variables::Text("total_population,median_household_income".into())),
+        variables: Some(Variables::Text(
+            "total_population,median_household_income".into(),
+        )),
         out: Some(dir.path().join("out")),
         ..Default::default()
     })
@@ -40,9 +45,22 @@ fn main() {
     let t = Instant::now();
     let report = pipeline::run(&cfg, Presentation { quiet: true }).unwrap();
     let wall = t.elapsed().as_secs_f64();
-    let stage = |s: &str| report.timings_s.iter().find(|(k, _)| k == s).map(|t| t.1).unwrap_or(0.0);
-    println!("end_to_end: {n} POIs, {mode} {minutes} min, {} processed", report.counts.processed);
-    println!("  wall {wall:.3} s, {:.3} ms per POI", wall * 1e3 / n as f64);
+    let stage = |s: &str| {
+        report
+            .timings_s
+            .iter()
+            .find(|(k, _)| k == s)
+            .map(|t| t.1)
+            .unwrap_or(0.0)
+    };
+    println!(
+        "end_to_end: {n} POIs, {mode} {minutes} min, {} processed",
+        report.counts.processed
+    );
+    println!(
+        "  wall {wall:.3} s, {:.3} ms per POI",
+        wall * 1e3 / n as f64
+    );
     println!(
         "  per POI: isochrone {:.3} ms, join {:.3} ms, polygons {:.3} ms; distance stage {:.3} s; reading {:.3} s",
         stage("isochrone") * 1e3 / n as f64,
@@ -51,7 +69,11 @@ fn main() {
         stage("distance"),
         stage("read_network") + stage("read_pois") + stage("read_census"),
     );
-    println!("  settled nodes {} ({:.0} per POI)", report.settled_nodes, report.settled_nodes as f64 / n as f64);
+    println!(
+        "  settled nodes {} ({:.0} per POI)",
+        report.settled_nodes,
+        report.settled_nodes as f64 / n as f64
+    );
     if let Some(rss) = peak_rss_bytes() {
         println!("  peak RSS {:.1} MB", rss as f64 / 1e6);
     }

@@ -14,9 +14,22 @@ use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
     let data = data_dir();
-    let net = Network::load_pbf(&data.join("dc/roads.osm.pbf"), Mode::Drive, Direction::FromPoi).unwrap();
-    let bgs = socialmapper::census::boundaries::read_block_groups(&data.join("dc/cb_2020_11_bg_500k.zip")).unwrap();
-    let params = IsochroneParams { travel_times_min: vec![15], cell_m: 100.0, buffer_m: 100.0, max_snap_m: 500.0 };
+    let net = Network::load_pbf(
+        &data.join("dc/roads.osm.pbf"),
+        Mode::Drive,
+        Direction::FromPoi,
+    )
+    .unwrap();
+    let bgs = socialmapper::census::boundaries::read_block_groups(
+        &data.join("dc/cb_2020_11_bg_500k.zip"),
+    )
+    .unwrap();
+    let params = IsochroneParams {
+        travel_times_min: vec![15],
+        cell_m: 100.0,
+        buffer_m: 100.0,
+        max_snap_m: 500.0,
+    };
     let census = CensusIndex::new(&bgs, params.grid());
     let snaps: Vec<_> = random_points_in_dc_core(64, 7)
         .into_iter()
@@ -25,7 +38,10 @@ fn bench(c: &mut Criterion) {
 
     // Settled nodes per run, to report throughput in nodes.
     let mut ws = Workspace::new(net.graph.node_count());
-    let settled: usize = snaps.iter().map(|s| ws.run(&net.graph, &net.seeds(s, 0), Some(15 * 60_000))).sum();
+    let settled: usize = snaps
+        .iter()
+        .map(|s| ws.run(&net.graph, &net.seeds(s, 0), Some(15 * 60_000)))
+        .sum();
     let mut g = c.benchmark_group("drive_15min_dc");
     g.throughput(Throughput::Elements(settled as u64));
     g.bench_function("bounded_dijkstra_x64", |b| {
@@ -40,7 +56,11 @@ fn bench(c: &mut Criterion) {
     let mut join_ws = JoinWorkspace::default();
     // Warm the lazily computed block-group cell overlaps, as in a run of many POIs.
     for s in &snaps {
-        join_poi(&census, &poi_isochrone(&net, &params, 0, *s, &mut iso_ws), &mut join_ws);
+        join_poi(
+            &census,
+            &poi_isochrone(&net, &params, 0, *s, &mut iso_ws),
+            &mut join_ws,
+        );
     }
     g.bench_function("isochrone_and_join_per_poi_x64", |b| {
         b.iter(|| {

@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole job on local files, from a flow file, flags, or both (flags win).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the job on the embedded synthetic town: no files, no internet.
     Demo(DemoArgs),
     /// List the ACS variable names this tool knows and their codes.
@@ -128,11 +128,25 @@ mod tests {
     #[test]
     fn run_flags_parse_into_settings() {
         let cli = Cli::parse_from([
-            "socialmapper", "run", "flow.toml", "--pois", "p.csv", "--travel-time", "5,10", "--mode", "walk",
-            "--variables", "total_population,B19013_001E", "--max-snap-m", "250", "-q",
+            "socialmapper",
+            "run",
+            "flow.toml",
+            "--pois",
+            "p.csv",
+            "--travel-time",
+            "5,10",
+            "--mode",
+            "walk",
+            "--variables",
+            "total_population,B19013_001E",
+            "--max-snap-m",
+            "250",
+            "-q",
         ]);
         assert!(cli.quiet);
-        let Command::Run(args) = cli.command else { panic!("not run") };
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(args.flow, Some(PathBuf::from("flow.toml")));
         let s = args.settings();
         assert_eq!(s.pois, Some(PathBuf::from("p.csv")));
@@ -144,7 +158,12 @@ mod tests {
     #[test]
     fn demo_defaults() {
         let cli = Cli::parse_from(["socialmapper", "demo"]);
-        let Command::Demo(d) = cli.command else { panic!("not demo") };
-        assert_eq!((d.out, d.mode.as_str(), d.travel_time.as_str()), (PathBuf::from("out/demo"), "walk", "5,10,15"));
+        let Command::Demo(d) = cli.command else {
+            panic!("not demo")
+        };
+        assert_eq!(
+            (d.out, d.mode.as_str(), d.travel_time.as_str()),
+            (PathBuf::from("out/demo"), "walk", "5,10,15")
+        );
     }
 }

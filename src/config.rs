@@ -72,9 +72,15 @@ impl RunSettings {
         let text = std::fs::read_to_string(path).map_err(|e| Error::input(path, e))?;
         let mut s: RunSettings = toml::from_str(&text).map_err(|e| Error::input(path, e))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut s.pois, &mut s.network, &mut s.block_groups, &mut s.acs, &mut s.out]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut s.pois,
+            &mut s.network,
+            &mut s.block_groups,
+            &mut s.acs,
+            &mut s.out,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -165,9 +171,18 @@ pub const DEFAULT_BATCH_SIZE: usize = 1024;
 impl Analysis {
     /// Validates the analysis part of `s` and fills in defaults.
     pub fn resolve(s: &RunSettings) -> Result<Analysis> {
-        let mode: Mode = s.mode.as_deref().unwrap_or("drive").parse().map_err(Error::Config)?;
-        let direction: Direction =
-            s.direction.as_deref().unwrap_or("from-poi").parse().map_err(Error::Config)?;
+        let mode: Mode = s
+            .mode
+            .as_deref()
+            .unwrap_or("drive")
+            .parse()
+            .map_err(Error::Config)?;
+        let direction: Direction = s
+            .direction
+            .as_deref()
+            .unwrap_or("from-poi")
+            .parse()
+            .map_err(Error::Config)?;
         let mut times = match &s.travel_time {
             None => vec![15],
             Some(TravelTimes::One(t)) => vec![*t],
@@ -184,9 +199,11 @@ impl Analysis {
         let names: Vec<String> = match &s.variables {
             None => vec!["total_population".into()],
             Some(Variables::List(v)) => v.clone(),
-            Some(Variables::Text(t)) => {
-                t.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
-            }
+            Some(Variables::Text(t)) => t
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect(),
         };
         let variables = crate::census::variables::resolve_all(&names).map_err(Error::Config)?;
         let cell_m = s.cell_m.unwrap_or(match mode {
@@ -198,7 +215,9 @@ impl Analysis {
         let max_snap_m = s.max_snap_m.unwrap_or(500.0);
         let batch_size = s.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if !(1.0..=10_000.0).contains(&cell_m) {
-            return Err(Error::Config(format!("cell size must be 1 to 10000 m, got {cell_m}")));
+            return Err(Error::Config(format!(
+                "cell size must be 1 to 10000 m, got {cell_m}"
+            )));
         }
         if !(buffer_m >= cell_m / 2.0 && buffer_m <= 100.0 * cell_m) {
             // Below half a cell, a straight road can miss every cell centre along it.
@@ -208,12 +227,23 @@ impl Analysis {
             )));
         }
         if !(max_snap_m.is_finite() && max_snap_m >= 0.0) {
-            return Err(Error::Config(format!("--max-snap-m must be ≥ 0, got {max_snap_m}")));
+            return Err(Error::Config(format!(
+                "--max-snap-m must be ≥ 0, got {max_snap_m}"
+            )));
         }
         if batch_size == 0 {
             return Err(Error::Config("--batch-size must be at least 1".into()));
         }
-        Ok(Analysis { travel_times_min: times, mode, direction, variables, max_snap_m, cell_m, buffer_m, batch_size })
+        Ok(Analysis {
+            travel_times_min: times,
+            mode,
+            direction,
+            variables,
+            max_snap_m,
+            cell_m,
+            buffer_m,
+            batch_size,
+        })
     }
 }
 
@@ -222,15 +252,26 @@ impl RunConfig {
     pub fn resolve(s: RunSettings) -> Result<RunConfig> {
         let analysis = Analysis::resolve(&s)?;
         let need = |p: Option<PathBuf>, what: &str, flag: &str| {
-            p.ok_or_else(|| Error::Config(format!("no {what} given (--{flag} or `{}` in the flow file)", flag.replace('-', "_"))))
+            p.ok_or_else(|| {
+                Error::Config(format!(
+                    "no {what} given (--{flag} or `{}` in the flow file)",
+                    flag.replace('-', "_")
+                ))
+            })
         };
         let pois = match (s.pois, s.poi_tag) {
             (Some(_), Some(_)) => {
-                return Err(Error::Config("give either --pois or --poi-tag, not both".into()));
+                return Err(Error::Config(
+                    "give either --pois or --poi-tag, not both".into(),
+                ));
             }
             (Some(p), None) => PoiSource::File(p),
             (None, Some(t)) => PoiSource::OsmTag(t),
-            (None, None) => return Err(Error::Config("no POIs given (--pois FILE or --poi-tag KEY=VALUE)".into())),
+            (None, None) => {
+                return Err(Error::Config(
+                    "no POIs given (--pois FILE or --poi-tag KEY=VALUE)".into(),
+                ));
+            }
         };
         Ok(RunConfig {
             name: s.name.unwrap_or_else(|| "run".into()),
@@ -248,6 +289,10 @@ fn parse_list(text: &str, what: &str) -> Result<Vec<u32>> {
     text.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| t.parse().map_err(|_| Error::Config(format!("{what} {t:?} is not a whole number of minutes"))))
+        .map(|t| {
+            t.parse().map_err(|_| {
+                Error::Config(format!("{what} {t:?} is not a whole number of minutes"))
+            })
+        })
         .collect()
 }

@@ -10,14 +10,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SOCIALMAPPER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if cli.quiet { "error" } else { "warn" })),
+            tracing_subscriber::EnvFilter::try_from_env("SOCIALMAPPER_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if cli.quiet { "error" } else { "warn" })
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
     let show = Presentation { quiet: cli.quiet };
     let result = match cli.command {
-        Command::Run(args) => run(args, show),
+        Command::Run(args) => run(*args, show),
         Command::Demo(args) => demo(args, show),
         Command::Variables => {
             for (name, codes) in socialmapper::census::variables::known() {
@@ -50,7 +51,9 @@ fn demo(args: DemoArgs, show: Presentation) -> socialmapper::Result<()> {
         travel_time: Some(TravelTimes::Text(args.travel_time)),
         mode: Some(args.mode),
         direction: args.direction,
-        variables: Some(socialmapper::config::Variables::List(town.acs.variables.clone())),
+        variables: Some(socialmapper::config::Variables::List(
+            town.acs.variables.clone(),
+        )),
         ..Default::default()
     })?;
     let inputs = pipeline::town_inputs(town);

@@ -14,7 +14,9 @@ use crate::output::{self, CensusRow, IsochroneFeature, RunReport};
 use crate::poi::PoiInput;
 use crate::stages::census_join::{CensusIndex, Coverage, JoinWorkspace, join_poi};
 use crate::stages::distance::{network_nearest, straight_line_nearest};
-use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, isochrone_batch, minutes_to_ms};
+use crate::stages::isochrone::{
+    IsochroneParams, IsochroneWorkspace, isochrone_batch, minutes_to_ms,
+};
 use crate::stages::network::Network;
 use crate::types::Reject;
 use std::collections::BTreeMap;
@@ -53,7 +55,11 @@ pub fn load_inputs(cfg: &RunConfig, timings: &mut Vec<(String, f64)>) -> Result<
         PoiSource::OsmTag(tag) => {
             let filter = crate::osm::pois::TagFilter::parse(tag).map_err(Error::Config)?;
             let pois = crate::osm::pois::pois_by_tag(&cfg.network, &filter)?;
-            PoiInput { records: pois.len(), pois, rejects: Vec::new() }
+            PoiInput {
+                records: pois.len(),
+                pois,
+                rejects: Vec::new(),
+            }
         }
     };
     timings.push(("read_pois".into(), t.elapsed().as_secs_f64()));
@@ -66,17 +72,26 @@ pub fn load_inputs(cfg: &RunConfig, timings: &mut Vec<(String, f64)>) -> Result<
     timings.push(("read_census".into(), t.elapsed().as_secs_f64()));
     let path = |p: &Path| p.display().to_string();
     let mut described = vec![
-        ("pois".to_string(), match &cfg.pois {
-            PoiSource::File(p) => path(p),
-            PoiSource::OsmTag(t) => format!("{t} in {}", path(&cfg.network)),
-        }),
+        (
+            "pois".to_string(),
+            match &cfg.pois {
+                PoiSource::File(p) => path(p),
+                PoiSource::OsmTag(t) => format!("{t} in {}", path(&cfg.network)),
+            },
+        ),
         ("network".into(), path(&cfg.network)),
         ("block_groups".into(), path(&cfg.block_groups)),
     ];
     if let Some(a) = &cfg.acs {
         described.push(("acs".into(), path(a)));
     }
-    Ok(Inputs { pois, roads, block_groups, acs, described })
+    Ok(Inputs {
+        pois,
+        roads,
+        block_groups,
+        acs,
+        described,
+    })
 }
 
 /// Runs the stages over `inputs` and writes every output into `out`.
@@ -97,9 +112,13 @@ pub fn execute(
     };
     let mut timer = StageTimer::default();
 
-    let network = timer.time("network", || Network::from_roads(&inputs.roads, analysis.mode, analysis.direction));
+    let network = timer.time("network", || {
+        Network::from_roads(&inputs.roads, analysis.mode, analysis.direction)
+    });
     drop(inputs.roads);
-    let census = timer.time("census_index", || CensusIndex::new(&inputs.block_groups, params.grid()));
+    let census = timer.time("census_index", || {
+        CensusIndex::new(&inputs.block_groups, params.grid())
+    });
     let pois = &inputs.pois.pois;
 
     // Isochrones and the join, batch by batch.
@@ -114,7 +133,9 @@ pub fn execute(
     let mut settled_total = 0u64;
     for (b, batch) in pois.chunks(analysis.batch_size).enumerate() {
         let first = (b * analysis.batch_size) as u32;
-        let result = timer.time("isochrone", || isochrone_batch(&network, &params, batch, first, &mut iso_ws));
+        let result = timer.time("isochrone", || {
+            isochrone_batch(&network, &params, batch, first, &mut iso_ws)
+        });
         stage_rejects.extend(result.rejects);
         timer.time("census_join", || {
             for iso in &result.isochrones {
@@ -128,7 +149,13 @@ pub fn execute(
             for iso in &result.isochrones {
                 let poi = &pois[iso.poi as usize];
                 for &minutes in &params.travel_times_min {
-                    features.push(IsochroneFeature::new(poi, iso, minutes, analysis.mode, &params.grid()));
+                    features.push(IsochroneFeature::new(
+                        poi,
+                        iso,
+                        minutes,
+                        analysis.mode,
+                        &params.grid(),
+                    ));
                 }
             }
         });
@@ -142,7 +169,10 @@ pub fn execute(
 
     // Distances for every block group reached at the longest travel time.
     let reported: Vec<u32> = reach_by_bg.keys().copied().collect();
-    let centroids: Vec<_> = reported.iter().map(|k| census.block_groups[*k as usize].centroid).collect();
+    let centroids: Vec<_> = reported
+        .iter()
+        .map(|k| census.block_groups[*k as usize].centroid)
+        .collect();
     let (straight, network_near) = timer.time("distance", || {
         let poi_xy: Vec<_> = snaps
             .iter()
@@ -247,11 +277,14 @@ impl StageTimer {
     }
 }
 
-
 /// The embedded demo town as run inputs.
 pub fn town_inputs(town: crate::demo::Town) -> Inputs {
     Inputs {
-        pois: PoiInput { records: town.pois.len(), pois: town.pois, rejects: Vec::new() },
+        pois: PoiInput {
+            records: town.pois.len(),
+            pois: town.pois,
+            rejects: Vec::new(),
+        },
         roads: town.roads,
         block_groups: town.block_groups,
         acs: town.acs,

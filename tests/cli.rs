@@ -7,7 +7,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn socialmapper(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_socialmapper")).args(args).output().expect("run socialmapper")
+    Command::new(env!("CARGO_BIN_EXE_socialmapper"))
+        .args(args)
+        .output()
+        .expect("run socialmapper")
 }
 
 fn stderr(o: &Output) -> String {
@@ -20,8 +23,22 @@ fn dc(file: &str) -> String {
 
 fn run_dc(pois: &Path, network: &str, block_groups: &str, out: &Path) -> Output {
     socialmapper(&[
-        "run", "-q", "--pois", &pois.display().to_string(), "--network", network, "--block-groups", block_groups,
-        "--acs", &dc("acs5_2021_bg_api.json"), "--mode", "walk", "--travel-time", "5", "--out", &out.display().to_string(),
+        "run",
+        "-q",
+        "--pois",
+        &pois.display().to_string(),
+        "--network",
+        network,
+        "--block-groups",
+        block_groups,
+        "--acs",
+        &dc("acs5_2021_bg_api.json"),
+        "--mode",
+        "walk",
+        "--travel-time",
+        "5",
+        "--out",
+        &out.display().to_string(),
     ])
 }
 
@@ -41,7 +58,12 @@ fn bad_rows_go_to_rejects_and_the_run_goes_on() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let o = run_dc(&pois, &dc("roads.osm.pbf"), &dc("cb_2020_11_bg_500k.zip"), &out);
+    let o = run_dc(
+        &pois,
+        &dc("roads.osm.pbf"),
+        &dc("cb_2020_11_bg_500k.zip"),
+        &out,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let (h, rejects) = read_csv(&out.join("rejects.csv"));
     assert_eq!(h, ["source", "id", "reason"]);
@@ -50,9 +72,17 @@ fn bad_rows_go_to_rejects_and_the_run_goes_on() {
     assert_eq!(rejects[0][0], "line 3");
     assert!(rejects[3][2].contains("duplicate"), "{:?}", rejects[3]);
     assert!(rejects[4][2].contains("road"), "{:?}", rejects[4]);
-    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     let c = &run["counts"];
-    assert_eq!((c["pois_in"].as_u64(), c["processed"].as_u64(), c["rejected"].as_u64()), (Some(6), Some(1), Some(5)));
+    assert_eq!(
+        (
+            c["pois_in"].as_u64(),
+            c["processed"].as_u64(),
+            c["rejected"].as_u64()
+        ),
+        (Some(6), Some(1), Some(5))
+    );
     let (h, rows) = read_csv(&out.join("census.csv"));
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r[col(&h, "nearest_poi_id")] == "1"));
@@ -71,8 +101,17 @@ fn missing_and_corrupt_files_fail_with_name_and_cause() {
     assert!(stderr(&o).contains("nowhere.osm.pbf"), "{}", stderr(&o));
 
     let garbage = dir.path().join("garbage.osm.pbf");
-    std::fs::write(&garbage, b"this is not a protocol buffer at all, just text\n".repeat(20)).unwrap();
-    let o = run_dc(&pois, &garbage.display().to_string(), &dc("cb_2020_11_bg_500k.zip"), &out);
+    std::fs::write(
+        &garbage,
+        b"this is not a protocol buffer at all, just text\n".repeat(20),
+    )
+    .unwrap();
+    let o = run_dc(
+        &pois,
+        &garbage.display().to_string(),
+        &dc("cb_2020_11_bg_500k.zip"),
+        &out,
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("garbage.osm.pbf"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
@@ -80,10 +119,18 @@ fn missing_and_corrupt_files_fail_with_name_and_cause() {
     let zip = dir.path().join("broken.zip");
     let real = std::fs::read(data_dir().join("dc/cb_2020_11_bg_500k.zip")).unwrap();
     std::fs::write(&zip, &real[..real.len() / 2]).unwrap();
-    let o = run_dc(&pois, &dc("roads.osm.pbf"), &zip.display().to_string(), &out);
+    let o = run_dc(
+        &pois,
+        &dc("roads.osm.pbf"),
+        &zip.display().to_string(),
+        &out,
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("broken.zip"), "{}", stderr(&o));
-    assert!(!out.join("census.csv").exists(), "no partial output after a fatal error");
+    assert!(
+        !out.join("census.csv").exists(),
+        "no partial output after a fatal error"
+    );
 
     let o = socialmapper(&["run", "-q", "--pois", &pois.display().to_string()]);
     assert_eq!(o.status.code(), Some(2));
@@ -95,15 +142,31 @@ fn flow_file_with_flag_overrides() {
     let dir = tempfile::tempdir().unwrap();
     let flow = Path::new(env!("CARGO_MANIFEST_DIR")).join("dataflows/dc.toml");
     let out = dir.path().join("dc");
-    let o = socialmapper(&["run", "-q", &flow.display().to_string(), "--out", &out.display().to_string(), "--travel-time", "5,10"]);
+    let o = socialmapper(&[
+        "run",
+        "-q",
+        &flow.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--travel-time",
+        "5,10",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (h, rows) = read_csv(&out.join("census.csv"));
-    let times: std::collections::BTreeSet<_> = rows.iter().map(|r| r[col(&h, "travel_time_minutes")].clone()).collect();
+    let times: std::collections::BTreeSet<_> = rows
+        .iter()
+        .map(|r| r[col(&h, "travel_time_minutes")].clone())
+        .collect();
     assert_eq!(times.into_iter().collect::<Vec<_>>(), ["10", "5"]);
-    let geo: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("isochrones.geojson")).unwrap()).unwrap();
+    let geo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("isochrones.geojson")).unwrap()).unwrap();
     // Seven POIs (one just outside the dense core) × two travel times.
     let features = geo["features"].as_array().unwrap();
-    let processed = serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("run.json")).unwrap()).unwrap()["counts"]["processed"].as_u64().unwrap();
+    let processed =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("run.json")).unwrap())
+            .unwrap()["counts"]["processed"]
+            .as_u64()
+            .unwrap();
     assert_eq!(features.len() as u64, processed * 2);
     assert!(processed >= 6);
     for f in features {
@@ -121,7 +184,11 @@ fn demo_runs_without_files_and_is_deterministic() {
         assert!(o.status.success(), "{}", stderr(&o));
     }
     for f in ["census.csv", "isochrones.geojson", "rejects.csv"] {
-        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs between runs");
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs between runs"
+        );
     }
     let (h, rows) = read_csv(&a.join("census.csv"));
     assert!(rows.len() > 10, "demo reaches {} block groups", rows.len());

@@ -18,7 +18,14 @@ fn run_dupont(mode: &str, minutes: &str, out: &Path) -> (Vec<String>, Vec<Vec<St
     let data = data_dir();
     let pois = out.join("dupont.csv");
     std::fs::create_dir_all(out).unwrap();
-    std::fs::write(&pois, format!("id,name,lat,lon\n738182031,Dupont Circle,{},{}\n", DUPONT.1, DUPONT.0)).unwrap();
+    std::fs::write(
+        &pois,
+        format!(
+            "id,name,lat,lon\n738182031,Dupont Circle,{},{}\n",
+            DUPONT.1, DUPONT.0
+        ),
+    )
+    .unwrap();
     let cfg = RunConfig::resolve(RunSettings {
         pois: Some(pois),
         network: Some(data.join("dc/roads.osm.pbf")),
@@ -26,7 +33,9 @@ fn run_dupont(mode: &str, minutes: &str, out: &Path) -> (Vec<String>, Vec<Vec<St
         acs: Some(data.join("dc/acs5_2021_bg_api.json")),
         travel_time: Some(TravelTimes::Text(minutes.into())),
         mode: Some(mode.into()),
-        variables: Some(Variables::Text("total_population,median_household_income".into())),
+        variables: Some(Variables::Text(
+            "total_population,median_household_income".into(),
+        )),
         out: Some(out.to_path_buf()),
         ..Default::default()
     })
@@ -42,15 +51,30 @@ fn brute_snap(net: &Network, p: (f64, f64)) -> (u32, f64, f64) {
     let mut best = (u32::MAX, 0.0, f64::MAX);
     for link in 0..g.links.len() as u32 {
         let pts = g.link_geometry(link);
-        let total: f64 = pts.windows(2).map(|s| (s[1].x - s[0].x).hypot(s[1].y - s[0].y)).sum();
+        let total: f64 = pts
+            .windows(2)
+            .map(|s| (s[1].x - s[0].x).hypot(s[1].y - s[0].y))
+            .sum();
         let mut run = 0.0;
         for s in pts.windows(2) {
             let (dx, dy) = (s[1].x - s[0].x, s[1].y - s[0].y);
             let l2 = dx * dx + dy * dy;
-            let t = if l2 > 0.0 { (((p.0 - s[0].x) * dx + (p.1 - s[0].y) * dy) / l2).clamp(0.0, 1.0) } else { 0.0 };
+            let t = if l2 > 0.0 {
+                (((p.0 - s[0].x) * dx + (p.1 - s[0].y) * dy) / l2).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             let d = (s[0].x + t * dx - p.0).hypot(s[0].y + t * dy - p.1);
             if d < best.2 {
-                best = (link, if total > 0.0 { (run + t * l2.sqrt()) / total } else { 0.0 }, d);
+                best = (
+                    link,
+                    if total > 0.0 {
+                        (run + t * l2.sqrt()) / total
+                    } else {
+                        0.0
+                    },
+                    d,
+                );
             }
             run += l2.sqrt();
         }
@@ -65,7 +89,11 @@ fn centroid_5070(mp: &geo::MultiPolygon<f64>) -> (f64, f64) {
         for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
             let pts: Vec<_> = ring.0.iter().map(|c| albers_5070(c.x, c.y)).collect();
             // +1 for the exterior, -1 for holes, whatever the ring orientation.
-            let sign = if std::ptr::eq(ring, poly.exterior()) { 1.0 } else { -1.0 };
+            let sign = if std::ptr::eq(ring, poly.exterior()) {
+                1.0
+            } else {
+                -1.0
+            };
             let (mut ra, mut rx, mut ry) = (0.0, 0.0, 0.0);
             for w in pts.windows(2) {
                 let cross = w[0].0 * w[1].1 - w[1].0 * w[0].1;
@@ -144,8 +172,17 @@ fn acs_json() -> HashMap<String, Vec<String>> {
     rows[1..]
         .iter()
         .map(|r| {
-            let geoid = format!("{}{}{}{}", r[k("state")], r[k("county")], r[k("tract")], r[k("block group")]);
-            (geoid, vec![r[k("B01003_001E")].clone(), r[k("B19013_001E")].clone()])
+            let geoid = format!(
+                "{}{}{}{}",
+                r[k("state")],
+                r[k("county")],
+                r[k("tract")],
+                r[k("block group")]
+            );
+            (
+                geoid,
+                vec![r[k("B01003_001E")].clone(), r[k("B19013_001E")].clone()],
+            )
         })
         .collect()
 }
@@ -173,39 +210,84 @@ fn dupont_circle_ten_minute_walk_matches_independent_computations() {
     let dir = tempfile::tempdir().unwrap();
     let (header, rows) = run_dupont("walk", "10", dir.path());
     let reported: HashMap<&str, &Vec<String>> = rows.iter().map(|r| (r[0].as_str(), r)).collect();
-    assert!(rows.len() >= 10, "a 10-minute walk from Dupont Circle reaches only {} block groups", rows.len());
+    assert!(
+        rows.len() >= 10,
+        "a 10-minute walk from Dupont Circle reaches only {} block groups",
+        rows.len()
+    );
 
-    let net = Network::load_pbf(&data_dir().join("dc/roads.osm.pbf"), Mode::Walk, Direction::FromPoi).unwrap();
-    let bgs = socialmapper::census::boundaries::read_block_groups(&data_dir().join("dc/cb_2020_11_bg_500k.zip")).unwrap();
+    let net = Network::load_pbf(
+        &data_dir().join("dc/roads.osm.pbf"),
+        Mode::Walk,
+        Direction::FromPoi,
+    )
+    .unwrap();
+    let bgs = socialmapper::census::boundaries::read_block_groups(
+        &data_dir().join("dc/cb_2020_11_bg_500k.zip"),
+    )
+    .unwrap();
     let centroids: Vec<_> = bgs.iter().map(|b| centroid_5070(&b.boundary)).collect();
     let poi = albers_5070(DUPONT.0, DUPONT.1);
     let times = oracle_times(&net, poi, &centroids);
 
     // Every block group whose centroid is within 10 network minutes is reported, with the
     // same time; and reported network times agree with the oracle wherever they exist.
-    let (tcol, kmcol) = (col(&header, "network_time_min"), col(&header, "travel_distance_km"));
+    let (tcol, kmcol) = (
+        col(&header, "network_time_min"),
+        col(&header, "travel_distance_km"),
+    );
     let mut within = 0;
     for ((bg, c), t) in bgs.iter().zip(&centroids).zip(&times) {
         if let Some(t) = t.filter(|t| *t <= 600_000.0) {
             within += 1;
-            let row = reported.get(bg.geoid.as_str()).unwrap_or_else(|| panic!("{} is {:.2} min away but not reported", bg.geoid, t / 60_000.0));
+            let row = reported.get(bg.geoid.as_str()).unwrap_or_else(|| {
+                panic!(
+                    "{} is {:.2} min away but not reported",
+                    bg.geoid,
+                    t / 60_000.0
+                )
+            });
             let got: f64 = row[tcol].parse().unwrap();
-            assert!((got - t / 60_000.0).abs() < 6e-4, "{}: {got} min, oracle {}", bg.geoid, t / 60_000.0);
+            assert!(
+                (got - t / 60_000.0).abs() < 6e-4,
+                "{}: {got} min, oracle {}",
+                bg.geoid,
+                t / 60_000.0
+            );
         }
         if let Some(row) = reported.get(bg.geoid.as_str()) {
             if let (Ok(got), Some(t)) = (row[tcol].parse::<f64>(), t) {
-                assert!((got - t / 60_000.0).abs() < 6e-4, "{}: {got} min, oracle {}", bg.geoid, t / 60_000.0);
+                assert!(
+                    (got - t / 60_000.0).abs() < 6e-4,
+                    "{}: {got} min, oracle {}",
+                    bg.geoid,
+                    t / 60_000.0
+                );
             }
             // Straight-line distance in EPSG:5070 to 1 m.
             let km: f64 = row[kmcol].parse().unwrap();
             let want = (c.0 - poi.0).hypot(c.1 - poi.1);
-            assert!((km * 1000.0 - want).abs() < 1.0, "{}: {km} km, independent {want} m", bg.geoid);
-            let (lon, lat): (f64, f64) = (row[col(&header, "centroid_lon")].parse().unwrap(), row[col(&header, "centroid_lat")].parse().unwrap());
+            assert!(
+                (km * 1000.0 - want).abs() < 1.0,
+                "{}: {km} km, independent {want} m",
+                bg.geoid
+            );
+            let (lon, lat): (f64, f64) = (
+                row[col(&header, "centroid_lon")].parse().unwrap(),
+                row[col(&header, "centroid_lat")].parse().unwrap(),
+            );
             let back = albers_5070(lon, lat);
-            assert!((back.0 - c.0).hypot(back.1 - c.1) < 1.0, "{} centroid", bg.geoid);
+            assert!(
+                (back.0 - c.0).hypot(back.1 - c.1) < 1.0,
+                "{} centroid",
+                bg.geoid
+            );
         }
     }
-    assert!(within >= 5, "only {within} centroids within 10 minutes: the check would be vacuous");
+    assert!(
+        within >= 5,
+        "only {within} centroids within 10 minutes: the check would be vacuous"
+    );
     for r in &rows {
         assert_eq!(r[col(&header, "nearest_poi_id")], "738182031");
         assert_eq!(r[col(&header, "travel_mode")], "walk");
@@ -223,15 +305,36 @@ fn dupont_circle_ten_minute_walk_matches_independent_computations() {
 fn fifteen_minute_drive_joins_acs_with_sentinels_empty() {
     let dir = tempfile::tempdir().unwrap();
     let (header, rows) = run_dupont("drive", "5,15", dir.path());
-    let minutes: Vec<u32> = rows.iter().map(|r| r[col(&header, "travel_time_minutes")].parse().unwrap()).collect();
-    assert!(minutes.windows(2).all(|w| w[0] <= w[1]), "rows sorted by travel time");
+    let minutes: Vec<u32> = rows
+        .iter()
+        .map(|r| r[col(&header, "travel_time_minutes")].parse().unwrap())
+        .collect();
+    assert!(
+        minutes.windows(2).all(|w| w[0] <= w[1]),
+        "rows sorted by travel time"
+    );
     for m in [5, 15] {
-        let ids: Vec<&str> = rows.iter().zip(&minutes).filter(|(_, t)| **t == m).map(|(r, _)| r[0].as_str()).collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "rows of {m} min sorted by GEOID");
+        let ids: Vec<&str> = rows
+            .iter()
+            .zip(&minutes)
+            .filter(|(_, t)| **t == m)
+            .map(|(r, _)| r[0].as_str())
+            .collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "rows of {m} min sorted by GEOID"
+        );
     }
     let n15 = minutes.iter().filter(|m| **m == 15).count();
     let n5 = minutes.iter().filter(|m| **m == 5).count();
-    assert!(n15 > 200 && n5 < n15, "5 min: {n5}, 15 min: {n15} block groups");
+    assert!(
+        n15 > 200 && n5 < n15,
+        "5 min: {n5}, 15 min: {n15} block groups"
+    );
     let sentinels = check_acs(&header, &rows);
-    assert!(sentinels > 0, "no income sentinel among {} rows: the check would be vacuous", rows.len());
+    assert!(
+        sentinels > 0,
+        "no income sentinel among {} rows: the check would be vacuous",
+        rows.len()
+    );
 }

@@ -8,7 +8,11 @@ pub fn data_dir() -> PathBuf {
     let dir = std::env::var_os("SOCIALMAPPER_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(dir.join("dc/roads.osm.pbf").exists(), "real data not found at {}", dir.display());
+    assert!(
+        dir.join("dc/roads.osm.pbf").exists(),
+        "real data not found at {}",
+        dir.display()
+    );
     dir
 }
 
@@ -21,7 +25,9 @@ pub fn random_points_in_dc_core(n: usize, seed: u64) -> Vec<(f64, f64)> {
         s ^= s << 17;
         (s >> 11) as f64 / (1u64 << 53) as f64
     };
-    (0..n).map(|_| (-77.075 + 0.075 * next(), 38.895 + 0.06 * next())).collect()
+    (0..n)
+        .map(|_| (-77.075 + 0.075 * next(), 38.895 + 0.06 * next()))
+        .collect()
 }
 
 /// Peak resident set size of this process so far, bytes (Linux `VmHWM`).

@@ -184,7 +184,10 @@ pub struct ReachSummary {
 impl RunReport {
     /// The report with stage timings.
     pub fn with_timings(mut self, timings: Vec<(String, f64)>) -> Self {
-        self.timings_s = timings.into_iter().map(|(s, t)| (s, (t * 1e4).round() / 1e4)).collect();
+        self.timings_s = timings
+            .into_iter()
+            .map(|(s, t)| (s, (t * 1e4).round() / 1e4))
+            .collect();
         self
     }
 
@@ -196,23 +199,45 @@ impl RunReport {
             c.pois_in,
             c.processed,
             c.rejected,
-            if c.rejected > 0 { " (see rejects.csv)" } else { "" }
+            if c.rejected > 0 {
+                " (see rejects.csv)"
+            } else {
+                ""
+            }
         );
         for r in &self.reach {
             let _ = write!(
                 s,
                 "  {:>3} min {}: {} of {} block groups reached, union {:.2} km²",
-                r.travel_time_minutes, self.parameters.mode, r.block_groups, c.block_groups_total, r.union_area_km2
+                r.travel_time_minutes,
+                self.parameters.mode,
+                r.block_groups,
+                c.block_groups_total,
+                r.union_area_km2
             );
             if let Some(p) = r.population_reached {
-                let _ = write!(s, ", {} people ({} by area share)", p.round(), r.population_reached_area_weighted.unwrap_or(0.0).round());
+                let _ = write!(
+                    s,
+                    ", {} people ({} by area share)",
+                    p.round(),
+                    r.population_reached_area_weighted.unwrap_or(0.0).round()
+                );
             }
             s.push('\n');
         }
         if !self.block_groups_without_network.is_empty() {
-            let _ = writeln!(s, "  {} block groups without network values (see run.json)", self.block_groups_without_network.len());
+            let _ = writeln!(
+                s,
+                "  {} block groups without network values (see run.json)",
+                self.block_groups_without_network.len()
+            );
         }
-        let total = self.timings_s.iter().find(|(k, _)| k == "total").map(|t| t.1).unwrap_or(0.0);
+        let total = self
+            .timings_s
+            .iter()
+            .find(|(k, _)| k == "total")
+            .map(|t| t.1)
+            .unwrap_or(0.0);
         let _ = writeln!(s, "  wrote {} in {:.2} s", self.outputs.join(", "), total);
         s
     }
@@ -222,9 +247,15 @@ impl RunReport {
 pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(
         Some(len),
-        if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+        if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
     );
-    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+    {
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_message(what.to_string());
@@ -233,13 +264,17 @@ pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
 
 /// The population variable among the joined ones, if any.
 fn population_column(vars: &[String]) -> Option<usize> {
-    ["B01003_001E", "B01001_001E"].iter().find_map(|code| vars.iter().position(|v| v == code))
+    ["B01003_001E", "B01001_001E"]
+        .iter()
+        .find_map(|code| vars.iter().position(|v| v == code))
 }
 
 /// Writes census.csv, isochrones.geojson and rejects.csv; returns the report (without timings).
 pub fn write_all(dir: &Path, o: &RunOutputs<'_>) -> Result<RunReport> {
     write_atomic(&dir.join("census.csv"), |w| write_census_csv(w, o))?;
-    write_atomic(&dir.join("isochrones.geojson"), |w| write_isochrones(w, o.features))?;
+    write_atomic(&dir.join("isochrones.geojson"), |w| {
+        write_isochrones(w, o.features)
+    })?;
     write_atomic(&dir.join("rejects.csv"), |w| write_rejects(w, o.rejects))?;
 
     let pop = population_column(o.acs_variables);
@@ -254,16 +289,28 @@ pub fn write_all(dir: &Path, o: &RunOutputs<'_>) -> Result<RunReport> {
                 travel_time_minutes: m,
                 block_groups: rows.len(),
                 population_reached: pop.map(|_| rows.iter().filter_map(|r| pop_of(r)).sum()),
-                population_reached_area_weighted: pop
-                    .map(|_| rows.iter().filter_map(|r| pop_of(r).map(|p| p * r.coverage_share)).sum()),
-                union_area_km2: o.union_km2.iter().find(|u| u.0 == m).map(|u| u.1).unwrap_or(0.0),
+                population_reached_area_weighted: pop.map(|_| {
+                    rows.iter()
+                        .filter_map(|r| pop_of(r).map(|p| p * r.coverage_share))
+                        .sum()
+                }),
+                union_area_km2: o
+                    .union_km2
+                    .iter()
+                    .find(|u| u.0 == m)
+                    .map(|u| u.1)
+                    .unwrap_or(0.0),
             }
         })
         .collect();
     let mut without: Vec<(String, String)> = o
         .rows
         .iter()
-        .filter_map(|r| r.network.reason().map(|why| (r.geoid.clone(), why.to_string())))
+        .filter_map(|r| {
+            r.network
+                .reason()
+                .map(|why| (r.geoid.clone(), why.to_string()))
+        })
         .collect();
     without.sort();
     without.dedup();
@@ -280,7 +327,14 @@ pub fn write_all(dir: &Path, o: &RunOutputs<'_>) -> Result<RunReport> {
         reach,
         block_groups_without_network: without,
         timings_s: Vec::new(),
-        outputs: ["census.csv", "isochrones.geojson", "rejects.csv", "run.json"].map(String::from).to_vec(),
+        outputs: [
+            "census.csv",
+            "isochrones.geojson",
+            "rejects.csv",
+            "run.json",
+        ]
+        .map(String::from)
+        .to_vec(),
         settled_nodes: o.settled_nodes,
     })
 }
@@ -294,10 +348,15 @@ pub fn write_run_json(dir: &Path, report: &RunReport) -> Result<()> {
 }
 
 /// Writes `path` through a temporary file in the same directory and renames it into place.
-pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
-        path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()
+        path.extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     let file = std::fs::File::create(&tmp).map_err(|e| Error::output(&tmp, e))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
@@ -327,7 +386,9 @@ fn write_census_csv(w: &mut dyn Write, o: &RunOutputs<'_>) -> std::io::Result<()
         let nearest = r.nearest_poi().map(|k| &o.pois[k as usize]);
         let km = r.straight.map(|s| s.distance_m / 1000.0);
         let (time_min, net_km) = match r.network {
-            NetworkNearest::Reached { time_ms, length_m, .. } => (Some(ms_to_minutes(time_ms)), Some(length_m / 1000.0)),
+            NetworkNearest::Reached {
+                time_ms, length_m, ..
+            } => (Some(ms_to_minutes(time_ms)), Some(length_m / 1000.0)),
             _ => (None, None),
         };
         let mut rec = vec![
@@ -361,7 +422,11 @@ fn write_rejects(w: &mut dyn Write, rejects: &[Reject]) -> std::io::Result<()> {
     let mut csv = csv::Writer::from_writer(w);
     csv.write_record(["source", "id", "reason"])?;
     for r in rejects {
-        csv.write_record([r.source.as_str(), r.id.as_deref().unwrap_or(""), r.reason.as_str()])?;
+        csv.write_record([
+            r.source.as_str(),
+            r.id.as_deref().unwrap_or(""),
+            r.reason.as_str(),
+        ])?;
     }
     csv.flush()
 }
@@ -379,10 +444,16 @@ fn write_isochrones(w: &mut dyn Write, features: &[IsochroneFeature]) -> std::io
             "poi_id": f.poi_id, "name": f.name, "minutes": f.minutes, "mode": f.mode.as_str(),
             "area_km2": (f.area_km2 * 1e6).round() / 1e6,
         });
-        let _ = write!(buf, "\n{{\"type\":\"Feature\",\"properties\":{props},\"geometry\":{{\"type\":\"MultiPolygon\",\"coordinates\":[");
+        let _ = write!(
+            buf,
+            "\n{{\"type\":\"Feature\",\"properties\":{props},\"geometry\":{{\"type\":\"MultiPolygon\",\"coordinates\":["
+        );
         for (pi, poly) in f.outline.0.iter().enumerate() {
             buf.push_str(if pi > 0 { ",[" } else { "[" });
-            for (ri, ring) in std::iter::once(poly.exterior()).chain(poly.interiors()).enumerate() {
+            for (ri, ring) in std::iter::once(poly.exterior())
+                .chain(poly.interiors())
+                .enumerate()
+            {
                 buf.push_str(if ri > 0 { ",[" } else { "[" });
                 for (ci, c) in ring.0.iter().enumerate() {
                     let (lon, lat) = from_5070(*c);

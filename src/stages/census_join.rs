@@ -92,7 +92,11 @@ impl CensusIndex {
                 })
                 .collect(),
         );
-        CensusIndex { block_groups: prepared, grid, tree }
+        CensusIndex {
+            block_groups: prepared,
+            grid,
+            tree,
+        }
     }
 
     /// The analysis grid.
@@ -107,7 +111,11 @@ impl CensusIndex {
             [lo.i as f64 * c, lo.j as f64 * c],
             [(hi.i + 1) as f64 * c, (hi.j + 1) as f64 * c],
         );
-        let mut ids: Vec<u32> = self.tree.locate_in_envelope_intersecting(&env).map(|g| g.data).collect();
+        let mut ids: Vec<u32> = self
+            .tree
+            .locate_in_envelope_intersecting(&env)
+            .map(|g| g.data)
+            .collect();
         ids.sort_unstable();
         ids
     }
@@ -132,12 +140,20 @@ pub struct JoinWorkspace {
 /// The block groups reached by one POI's isochrone (for its longest travel time; shorter
 /// travel times filter on the returned times).
 pub fn join_poi(index: &CensusIndex, iso: &PoiIsochrone, ws: &mut JoinWorkspace) -> PoiReach {
-    let mut reach = PoiReach { poi: iso.poi, block_groups: Vec::new() };
+    let mut reach = PoiReach {
+        poi: iso.poi,
+        block_groups: Vec::new(),
+    };
     let (Some(first), Some(last)) = (iso.cells.first(), iso.cells.last()) else {
         return reach;
     };
     let (i0, i1) = (first.0.i, last.0.i);
-    let (j0, j1) = iso.cells.iter().fold((i32::MAX, i32::MIN), |(a, b), (c, _)| (a.min(c.j), b.max(c.j)));
+    let (j0, j1) = iso
+        .cells
+        .iter()
+        .fold((i32::MAX, i32::MIN), |(a, b), (c, _)| {
+            (a.min(c.j), b.max(c.j))
+        });
     let h = (j1 - j0 + 1) as usize;
     ws.raster.clear();
     ws.raster.resize((i1 - i0 + 1) as usize * h, Millis::MAX);

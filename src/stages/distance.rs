@@ -7,9 +7,9 @@
 //!   [`crate::types::Direction`]) that point.
 
 use super::network::Network;
+use crate::graph::LinkId;
 use crate::graph::dijkstra::{Seed, Workspace};
 use crate::graph::snap::Snap;
-use crate::graph::LinkId;
 use geo::Coord;
 use rstar::{RTree, primitives::GeomWithData};
 use serde::{Deserialize, Serialize};
@@ -29,8 +29,15 @@ pub struct StraightNearest {
 
 /// For each target, the nearest of `pois` (EPSG:5070 points with their run indices) in a
 /// straight line; ties go to the smaller POI index. `None` only when `pois` is empty.
-pub fn straight_line_nearest(pois: &[(u32, Coord<f64>)], targets: &[Coord<f64>]) -> Vec<Option<StraightNearest>> {
-    let tree = RTree::bulk_load(pois.iter().map(|(k, c)| GeomWithData::new([c.x, c.y], *k)).collect());
+pub fn straight_line_nearest(
+    pois: &[(u32, Coord<f64>)],
+    targets: &[Coord<f64>],
+) -> Vec<Option<StraightNearest>> {
+    let tree = RTree::bulk_load(
+        pois.iter()
+            .map(|(k, c)| GeomWithData::new([c.x, c.y], *k))
+            .collect(),
+    );
     targets
         .iter()
         .map(|t| {
@@ -43,7 +50,12 @@ pub fn straight_line_nearest(pois: &[(u32, Coord<f64>)], targets: &[Coord<f64>])
                 match best {
                     Some(b) if d > b.distance_m => break,
                     Some(b) if d == b.distance_m && n.data >= b.poi => {}
-                    _ => best = Some(StraightNearest { poi: n.data, distance_m: d }),
+                    _ => {
+                        best = Some(StraightNearest {
+                            poi: n.data,
+                            distance_m: d,
+                        })
+                    }
                 }
             }
             best
@@ -90,7 +102,10 @@ pub fn network_nearest(
     ws: &mut Workspace,
 ) -> Vec<NetworkNearest> {
     let g = &network.graph;
-    let seeds: Vec<Seed> = poi_snaps.iter().flat_map(|(k, s)| network.seeds(s, *k)).collect();
+    let seeds: Vec<Seed> = poi_snaps
+        .iter()
+        .flat_map(|(k, s)| network.seeds(s, *k))
+        .collect();
     ws.run(g, &seeds, None);
     // POIs on the same link as a target can reach it without passing a node.
     let mut on_link: HashMap<LinkId, Vec<(u32, f64)>> = HashMap::new();
@@ -118,17 +133,17 @@ pub fn network_nearest(
                 }
             };
             // Arriving along the link from its start, or against it from its end.
-            if let Some(tt) = along {
-                if let (Some(t0), Some(o)) = (ws.time_ms(link.start), ws.origin(link.start)) {
-                    let l0 = ws.length_m(link.start).unwrap_or(0.0);
-                    offer(t0 as f64 + g_ * tt as f64, o, l0 + g_ * len);
-                }
+            if let (Some(tt), Some(t0), Some(o)) =
+                (along, ws.time_ms(link.start), ws.origin(link.start))
+            {
+                let l0 = ws.length_m(link.start).unwrap_or(0.0);
+                offer(t0 as f64 + g_ * tt as f64, o, l0 + g_ * len);
             }
-            if let Some(tt) = against {
-                if let (Some(t0), Some(o)) = (ws.time_ms(link.end), ws.origin(link.end)) {
-                    let l0 = ws.length_m(link.end).unwrap_or(0.0);
-                    offer(t0 as f64 + (1.0 - g_) * tt as f64, o, l0 + (1.0 - g_) * len);
-                }
+            if let (Some(tt), Some(t0), Some(o)) =
+                (against, ws.time_ms(link.end), ws.origin(link.end))
+            {
+                let l0 = ws.length_m(link.end).unwrap_or(0.0);
+                offer(t0 as f64 + (1.0 - g_) * tt as f64, o, l0 + (1.0 - g_) * len);
             }
             for &(poi, f) in on_link.get(&snap.link).map(Vec::as_slice).unwrap_or(&[]) {
                 if let (Some(tt), true) = (along, g_ >= f) {
@@ -139,7 +154,11 @@ pub fn network_nearest(
                 }
             }
             match best {
-                Some((time_ms, poi, length_m)) => NetworkNearest::Reached { poi, time_ms, length_m },
+                Some((time_ms, poi, length_m)) => NetworkNearest::Reached {
+                    poi,
+                    time_ms,
+                    length_m,
+                },
                 None => NetworkNearest::Unreachable,
             }
         })
@@ -150,4 +169,3 @@ pub fn network_nearest(
 pub fn ms_to_minutes(ms: f64) -> f64 {
     ms / 60_000.0
 }
-

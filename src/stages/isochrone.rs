@@ -41,7 +41,9 @@ impl IsochroneParams {
 
     /// The analysis grid.
     pub fn grid(&self) -> Grid {
-        Grid { cell_m: self.cell_m }
+        Grid {
+            cell_m: self.cell_m,
+        }
     }
 }
 
@@ -67,7 +69,11 @@ pub struct PoiIsochrone {
 impl PoiIsochrone {
     /// The cells of the isochrone for `limit_ms`, sorted.
     pub fn cells_within(&self, limit_ms: Millis) -> Vec<Cell> {
-        self.cells.iter().filter(|(_, t)| *t <= limit_ms).map(|(c, _)| *c).collect()
+        self.cells
+            .iter()
+            .filter(|(_, t)| *t <= limit_ms)
+            .map(|(c, _)| *c)
+            .collect()
     }
 }
 
@@ -95,7 +101,7 @@ struct Ramp {
 impl Ramp {
     #[inline]
     fn time_at(&self, x: f64) -> Option<f64> {
-        (x >= self.lo - 1e-12 && x <= self.hi + 1e-12).then(|| self.t0 + self.slope * x)
+        (x >= self.lo - 1e-12 && x <= self.hi + 1e-12).then_some(self.t0 + self.slope * x)
     }
 }
 
@@ -123,7 +129,10 @@ pub struct IsochroneWorkspace {
 impl IsochroneWorkspace {
     /// A workspace sized for `network`.
     pub fn new(network: &Network) -> Self {
-        IsochroneWorkspace { search: Workspace::new(network.graph.node_count()), ..Default::default() }
+        IsochroneWorkspace {
+            search: Workspace::new(network.graph.node_count()),
+            ..Default::default()
+        }
     }
 
     fn reset(&mut self, links: usize) {
@@ -147,7 +156,11 @@ impl IsochroneWorkspace {
         if self.link_stamp[l] != self.generation {
             self.link_stamp[l] = self.generation;
             self.link_slot[l] = self.reached.len() as u32;
-            self.reached.push(LinkReach { link, ramps: [Ramp::default(); 4], count: 0 });
+            self.reached.push(LinkReach {
+                link,
+                ramps: [Ramp::default(); 4],
+                count: 0,
+            });
         }
         let r = &mut self.reached[self.link_slot[l] as usize];
         if r.count < 4 {
@@ -168,9 +181,13 @@ pub fn isochrone_batch(
     let mut out = IsochroneBatch::default();
     for (k, poi) in pois.iter().enumerate() {
         match network.snap_lonlat(poi.lon, poi.lat, params.max_snap_m) {
-            Some(snap) => {
-                out.isochrones.push(poi_isochrone(network, params, first_index + k as u32, snap, ws))
-            }
+            Some(snap) => out.isochrones.push(poi_isochrone(
+                network,
+                params,
+                first_index + k as u32,
+                snap,
+                ws,
+            )),
             None => out.rejects.push(Reject {
                 source: poi.source.clone(),
                 id: Some(poi.id.clone()),
@@ -204,10 +221,26 @@ pub fn poi_isochrone(
     let (along, against) = network.link_times(snap.link);
     let f = snap.fraction;
     if let Some(t) = along.map(f64::from) {
-        ws.add_ramp(snap.link, Ramp { t0: -f * t, slope: t, lo: f, hi: (f + lim / t).min(1.0) });
+        ws.add_ramp(
+            snap.link,
+            Ramp {
+                t0: -f * t,
+                slope: t,
+                lo: f,
+                hi: (f + lim / t).min(1.0),
+            },
+        );
     }
     if let Some(t) = against.map(f64::from) {
-        ws.add_ramp(snap.link, Ramp { t0: f * t, slope: -t, lo: (f - lim / t).max(0.0), hi: f });
+        ws.add_ramp(
+            snap.link,
+            Ramp {
+                t0: f * t,
+                slope: -t,
+                lo: (f - lim / t).max(0.0),
+                hi: f,
+            },
+        );
     }
     for k in 0..ws.search.settled().len() {
         let u = ws.search.settled()[k];
@@ -216,9 +249,19 @@ pub fn poi_isochrone(
             let tt = g.time_ms[e] as f64;
             let s = ((lim - du) / tt).clamp(0.0, 1.0);
             let ramp = if g.edge_along[e] {
-                Ramp { t0: du, slope: tt, lo: 0.0, hi: s }
+                Ramp {
+                    t0: du,
+                    slope: tt,
+                    lo: 0.0,
+                    hi: s,
+                }
             } else {
-                Ramp { t0: du + tt, slope: -tt, lo: 1.0 - s, hi: 1.0 }
+                Ramp {
+                    t0: du + tt,
+                    slope: -tt,
+                    lo: 1.0 - s,
+                    hi: 1.0,
+                }
             };
             ws.add_ramp(g.edge_link[e], ramp);
         }
@@ -227,15 +270,36 @@ pub fn poi_isochrone(
     // 2. A dense raster over the reached links' extent, filled with the earliest time per cell.
     let grid = params.grid();
     let (c, b) = (params.cell_m, params.buffer_m);
-    let (mut lo, mut hi) = (Coord { x: f64::MAX, y: f64::MAX }, Coord { x: f64::MIN, y: f64::MIN });
+    let (mut lo, mut hi) = (
+        Coord {
+            x: f64::MAX,
+            y: f64::MAX,
+        },
+        Coord {
+            x: f64::MIN,
+            y: f64::MIN,
+        },
+    );
     for r in &ws.reached {
         for q in g.link_geometry(r.link) {
-            lo = Coord { x: lo.x.min(q.x), y: lo.y.min(q.y) };
-            hi = Coord { x: hi.x.max(q.x), y: hi.y.max(q.y) };
+            lo = Coord {
+                x: lo.x.min(q.x),
+                y: lo.y.min(q.y),
+            };
+            hi = Coord {
+                x: hi.x.max(q.x),
+                y: hi.y.max(q.y),
+            };
         }
     }
-    let c0 = grid.cell_of(Coord { x: lo.x - b, y: lo.y - b });
-    let c1 = grid.cell_of(Coord { x: hi.x + b, y: hi.y + b });
+    let c0 = grid.cell_of(Coord {
+        x: lo.x - b,
+        y: lo.y - b,
+    });
+    let c1 = grid.cell_of(Coord {
+        x: hi.x + b,
+        y: hi.y + b,
+    });
     let (w, h) = ((c1.i - c0.i + 1) as usize, (c1.j - c0.j + 1) as usize);
     ws.raster.clear();
     ws.raster.resize(w * h, Millis::MAX);
@@ -243,10 +307,10 @@ pub fn poi_isochrone(
     let b2 = b * b;
     let mut stamp = |p: Coord<f64>, t: f64| {
         let t = t.round() as Millis;
-        let ia = ((p.x - b) / c - 0.5).ceil() as i32;
-        let ib = ((p.x + b) / c - 0.5).floor() as i32;
-        let ja = ((p.y - b) / c - 0.5).ceil() as i32;
-        let jb = ((p.y + b) / c - 0.5).floor() as i32;
+        let ia = ceil_i32((p.x - b) / c - 0.5);
+        let ib = floor_i32((p.x + b) / c - 0.5);
+        let ja = ceil_i32((p.y - b) / c - 0.5);
+        let jb = floor_i32((p.y + b) / c - 0.5);
         for i in ia.max(c0.i)..=ib.min(c1.i) {
             let dx = (i as f64 + 0.5) * c - p.x;
             let row = (i - c0.i) as usize * h;
@@ -272,11 +336,22 @@ pub fn poi_isochrone(
         for j in 0..h {
             let t = ws.raster[i * h + j];
             if t <= limit {
-                cells.push((Cell { i: c0.i + i as i32, j: c0.j + j as i32 }, t));
+                cells.push((
+                    Cell {
+                        i: c0.i + i as i32,
+                        j: c0.j + j as i32,
+                    },
+                    t,
+                ));
             }
         }
     }
-    PoiIsochrone { poi, snap, settled_nodes: settled, cells }
+    PoiIsochrone {
+        poi,
+        snap,
+        settled_nodes: settled,
+        cells,
+    }
 }
 
 /// Calls `f(point, time)` along the reached parts of a link: at every multiple of `step`
@@ -297,29 +372,86 @@ fn sample_link(
     let total = offs[offs.len() - 1];
     let ramps = &reach.ramps[..reach.count];
     xs.clear();
-    let (lo, hi) = ramps.iter().fold((1.0f64, 0.0f64), |(a, b), r| (a.min(r.lo), b.max(r.hi)));
+    let (lo, hi) = ramps
+        .iter()
+        .fold((1.0f64, 0.0f64), |(a, b), r| (a.min(r.lo), b.max(r.hi)));
     if total > 0.0 {
-        let (k0, k1) = ((lo * total / step).ceil() as i64, (hi * total / step).floor() as i64);
+        let (k0, k1) = (
+            (lo * total / step).ceil() as i64,
+            (hi * total / step).floor() as i64,
+        );
         xs.extend((k0..=k1).map(|k| k as f64 * step / total));
     }
+    // Ramp ends inside the link (where the time runs out, or the POI's own snap point) are
+    // sampled too; ends at the link's ends are the grid positions 0 and, below, 1.
+    let grid_samples = xs.len();
     for r in ramps {
-        xs.push(r.lo);
-        xs.push(r.hi);
+        for x in [r.lo, r.hi] {
+            if x > 0.0 && x < 1.0 {
+                xs.push(x);
+            }
+        }
     }
-    xs.sort_unstable_by(f64::total_cmp);
+    if hi >= 1.0 {
+        xs.push(1.0);
+    }
+    if xs.len() > grid_samples {
+        xs.sort_unstable_by(f64::total_cmp);
+    }
+    // A ramp end closer than a quarter step to a sample already taken adds nothing the
+    // buffer does not already cover to within the sampling accuracy: skip it.
+    let min_gap = if total > 0.0 {
+        step / 4.0 / total
+    } else {
+        f64::INFINITY
+    };
+    let mut last = f64::NEG_INFINITY;
     // Walk the polyline once: the fractions come in increasing order.
     let mut seg = 0usize;
     for &x in xs.iter() {
-        let Some(t) = ramps.iter().filter_map(|r| r.time_at(x)).min_by(f64::total_cmp) else {
+        if x - last < min_gap {
+            continue;
+        }
+        let Some(t) = ramps
+            .iter()
+            .filter_map(|r| r.time_at(x))
+            .min_by(f64::total_cmp)
+        else {
             continue;
         };
+        last = x;
         let s = x * total;
         while seg + 2 < pts.len() && offs[seg + 1] < s {
             seg += 1;
         }
         let (a, b) = (pts[seg], pts[seg + 1]);
         let l = offs[seg + 1] - offs[seg];
-        let u = if l > 0.0 { ((s - offs[seg]) / l).clamp(0.0, 1.0) } else { 0.0 };
-        f(Coord { x: a.x + (b.x - a.x) * u, y: a.y + (b.y - a.y) * u }, t.max(0.0));
+        let u = if l > 0.0 {
+            ((s - offs[seg]) / l).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        f(
+            Coord {
+                x: a.x + (b.x - a.x) * u,
+                y: a.y + (b.y - a.y) * u,
+            },
+            t.max(0.0),
+        );
     }
+}
+
+/// `x.floor() as i32` without a libm call (the baseline x86-64 target has no rounding
+/// instruction, and this runs for every sample).
+#[inline]
+fn floor_i32(x: f64) -> i32 {
+    let t = x as i32;
+    if (t as f64) > x { t - 1 } else { t }
+}
+
+/// `x.ceil() as i32`, as [`floor_i32`].
+#[inline]
+fn ceil_i32(x: f64) -> i32 {
+    let t = x as i32;
+    if (t as f64) < x { t + 1 } else { t }
 }

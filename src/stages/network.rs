@@ -38,10 +38,17 @@ impl Network {
             let a = l.first_point as usize;
             for k in a + 1..a + l.point_count as usize {
                 let (p, q) = (graph.link_points[k - 1], graph.link_points[k]);
-                point_offset_m[k] = point_offset_m[k - 1] + ((q.x - p.x).powi(2) + (q.y - p.y).powi(2)).sqrt();
+                point_offset_m[k] =
+                    point_offset_m[k - 1] + ((q.x - p.x).powi(2) + (q.y - p.y).powi(2)).sqrt();
             }
         }
-        Network { mode, direction, graph, snap_index, point_offset_m }
+        Network {
+            mode,
+            direction,
+            graph,
+            snap_index,
+            point_offset_m,
+        }
     }
 
     /// Reads a `.osm.pbf` and builds the network of `mode`.

@@ -21,13 +21,19 @@ pub fn data_dir() -> PathBuf {
 pub fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect();
     (header, rows)
 }
 
 /// Column index by name.
 pub fn col(header: &[String], name: &str) -> usize {
-    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
 }
 
 /// EPSG:5070 written independently of the library, after PROJ's `aea.cpp` (which uses
@@ -43,7 +49,12 @@ pub fn albers_5070(lon: f64, lat: f64) -> (f64, f64) {
         one_es * (sinphi / (1.0 - con * con) - (0.5 / e) * ((1.0 - con) / (1.0 + con)).ln())
     };
     let msfn = |sinphi: f64, cosphi: f64| cosphi / (1.0 - es * sinphi * sinphi).sqrt();
-    let (phi1, phi2, phi0, lam0) = (29.5f64.to_radians(), 45.5f64.to_radians(), 23f64.to_radians(), -96f64.to_radians());
+    let (phi1, phi2, phi0, lam0) = (
+        29.5f64.to_radians(),
+        45.5f64.to_radians(),
+        23f64.to_radians(),
+        -96f64.to_radians(),
+    );
     let m1 = msfn(phi1.sin(), phi1.cos());
     let ml1 = qsfn(phi1.sin());
     let m2 = msfn(phi2.sin(), phi2.cos());
@@ -61,5 +72,8 @@ pub fn albers_5070(lon: f64, lat: f64) -> (f64, f64) {
 fn independent_albers_matches_proj() {
     // PROJ 9 via pyproj, EPSG:4326 → EPSG:5070.
     let (x, y) = albers_5070(-77.0435238, 38.9097773);
-    assert!((x - 1617740.285268).abs() < 1e-3 && (y - 1926681.864992).abs() < 1e-3, "{x} {y}");
+    assert!(
+        (x - 1617740.285268).abs() < 1e-3 && (y - 1926681.864992).abs() < 1e-3,
+        "{x} {y}"
+    );
 }

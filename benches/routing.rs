@@ -29,6 +29,7 @@ fn bench(c: &mut Criterion) {
         cell_m: 100.0,
         buffer_m: 100.0,
         max_snap_m: 500.0,
+        max_hole_m2: 500_000.0,
     };
     let census = CensusIndex::new(&bgs, params.grid());
     let snaps: Vec<_> = random_points_in_dc_core(64, 7)

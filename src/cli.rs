@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// How far around the reached roads an isochrone extends, metres (default: one cell).
     #[arg(long)]
     pub buffer_m: Option<f64>,
+    /// Unreached areas enclosed by an isochrone up to this size are part of it, km²
+    /// (default 0.5: city blocks; big parks and water stay out; 0 keeps every hole).
+    #[arg(long)]
+    pub max_hole_km2: Option<f64>,
     /// POIs per batch.
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -99,6 +103,7 @@ impl RunArgs {
             max_snap_m: self.max_snap_m,
             cell_m: self.cell_m,
             buffer_m: self.buffer_m,
+            max_hole_km2: self.max_hole_km2,
             batch_size: self.batch_size,
         }
     }

@@ -40,6 +40,9 @@ pub struct RunSettings {
     pub cell_m: Option<f64>,
     /// Distance from the reached network a cell centre may lie, metres (default: one cell).
     pub buffer_m: Option<f64>,
+    /// Unreached areas enclosed by an isochrone up to this size are filled, km² (default
+    /// 0.5: city blocks; large parks and water stay out). 0 keeps every hole.
+    pub max_hole_km2: Option<f64>,
     /// POIs per batch.
     pub batch_size: Option<usize>,
 }
@@ -109,6 +112,7 @@ impl RunSettings {
             max_snap_m: flags.max_snap_m.or(self.max_snap_m),
             cell_m: flags.cell_m.or(self.cell_m),
             buffer_m: flags.buffer_m.or(self.buffer_m),
+            max_hole_km2: flags.max_hole_km2.or(self.max_hole_km2),
             batch_size: flags.batch_size.or(self.batch_size),
         }
     }
@@ -159,6 +163,8 @@ pub struct Analysis {
     pub cell_m: f64,
     /// Buffer around the reached network, metres.
     pub buffer_m: f64,
+    /// Largest enclosed hole filled, km².
+    pub max_hole_km2: f64,
     /// POIs per batch.
     pub batch_size: usize,
 }
@@ -214,6 +220,12 @@ impl Analysis {
         let buffer_m = s.buffer_m.unwrap_or(cell_m);
         let max_snap_m = s.max_snap_m.unwrap_or(500.0);
         let batch_size = s.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        let max_hole_km2 = s.max_hole_km2.unwrap_or(0.5);
+        if !(max_hole_km2.is_finite() && max_hole_km2 >= 0.0) {
+            return Err(Error::Config(format!(
+                "--max-hole-km2 must be ≥ 0, got {max_hole_km2}"
+            )));
+        }
         if !(1.0..=10_000.0).contains(&cell_m) {
             return Err(Error::Config(format!(
                 "cell size must be 1 to 10000 m, got {cell_m}"
@@ -242,6 +254,7 @@ impl Analysis {
             max_snap_m,
             cell_m,
             buffer_m,
+            max_hole_km2,
             batch_size,
         })
     }

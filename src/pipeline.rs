@@ -109,6 +109,7 @@ pub fn execute(
         cell_m: analysis.cell_m,
         buffer_m: analysis.buffer_m,
         max_snap_m: analysis.max_snap_m,
+        max_hole_m2: analysis.max_hole_km2 * 1e6,
     };
     let mut timer = StageTimer::default();
 

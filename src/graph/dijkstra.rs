@@ -191,6 +191,7 @@ mod tests {
                 to,
                 time_ms: t,
                 length_m: t as f64 / 10.0,
+                both_ways: false,
             })
             .collect();
         RoadGraph::from_edges(xy, &edges)

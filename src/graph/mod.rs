@@ -109,6 +109,9 @@ pub struct PlainEdge {
     pub time_ms: Millis,
     /// Length, metres.
     pub length_m: f64,
+    /// Whether the same link can also be travelled `to → from` (a two-way road: one link,
+    /// two directed edges).
+    pub both_ways: bool,
 }
 
 impl RoadGraph {
@@ -116,33 +119,47 @@ impl RoadGraph {
     /// hand-made test graphs and benchmarks; real networks come from [`build::build_graph`].
     pub fn from_edges(node_xy: Vec<Coord<f64>>, edges: &[PlainEdge]) -> RoadGraph {
         let n = node_xy.len();
-        let mut order: Vec<usize> = (0..edges.len()).collect();
-        order.sort_by_key(|&i| (edges[i].from, edges[i].to, i));
+        // (tail, head, link, along) for every directed edge, in CSR order.
+        let mut directed = Vec::new();
+        for (k, e) in edges.iter().enumerate() {
+            directed.push((e.from, e.to, k, true));
+            if e.both_ways {
+                directed.push((e.to, e.from, k, false));
+            }
+        }
+        directed.sort_by_key(|&(from, to, k, along)| (from, to, k, !along));
         let mut g = RoadGraph {
             node_xy,
             first_out: vec![0; n + 1],
             ..Default::default()
         };
-        for &i in &order {
-            let e = edges[i];
-            g.first_out[e.from as usize + 1] += 1;
-            let id = g.head.len() as EdgeId;
-            g.head.push(e.to);
-            g.time_ms.push(e.time_ms.max(1));
-            g.edge_link.push(g.links.len() as LinkId);
-            g.edge_along.push(true);
+        for (k, e) in edges.iter().enumerate() {
             g.links.push(Link {
                 start: e.from,
                 end: e.to,
                 first_point: g.link_points.len() as u32,
                 point_count: 2,
                 length_m: e.length_m,
-                edge_along: Some(id),
+                edge_along: None,
                 edge_against: None,
-                way_id: i as i64,
+                way_id: k as i64,
             });
             g.link_points.push(g.node_xy[e.from as usize]);
             g.link_points.push(g.node_xy[e.to as usize]);
+        }
+        for (from, to, k, along) in directed {
+            let id = g.head.len() as EdgeId;
+            g.first_out[from as usize + 1] += 1;
+            g.head.push(to);
+            g.time_ms.push(edges[k].time_ms.max(1));
+            g.edge_link.push(k as LinkId);
+            g.edge_along.push(along);
+            let link = &mut g.links[k];
+            if along {
+                link.edge_along = Some(id);
+            } else {
+                link.edge_against = Some(id);
+            }
         }
         for v in 0..n {
             g.first_out[v + 1] += g.first_out[v];

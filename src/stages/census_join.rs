@@ -214,3 +214,74 @@ impl Coverage {
         (inside / bg.area_m2).clamp(0.0, 1.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::snap::Snap;
+    use geo::{LineString, Polygon};
+
+    /// A block group whose boundary is the EPSG:5070 rectangle `[x0, x1] × [y0, y1]`.
+    fn square_bg(geoid: &str, (x0, y0, x1, y1): (f64, f64, f64, f64)) -> BlockGroup {
+        let ring: Vec<(f64, f64)> = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
+            .iter()
+            .map(|&(x, y)| from_5070(Coord { x, y }))
+            .collect();
+        BlockGroup {
+            geoid: geoid.into(),
+            boundary: MultiPolygon(vec![Polygon::new(LineString::from(ring), vec![])]),
+        }
+    }
+
+    fn iso(cells: Vec<(Cell, Millis)>) -> PoiIsochrone {
+        let snap = Snap {
+            link: 0,
+            fraction: 0.0,
+            point: Coord { x: 0.0, y: 0.0 },
+            distance_m: 0.0,
+        };
+        PoiIsochrone {
+            poi: 3,
+            snap,
+            settled_nodes: 0,
+            cells,
+        }
+    }
+
+    // Block group A is the 100 m square at (1,600,000, 1,900,000); B lies 1 km east. The
+    // isochrone covers A's western half (cells i = 160000..=160004 of 10 m) at 1 to 5 minutes.
+    #[test]
+    fn reach_and_exact_coverage_share() {
+        let (x, y) = (1_600_000.0, 1_900_000.0);
+        let bgs = [
+            square_bg("110010001001", (x, y, x + 100.0, y + 100.0)),
+            square_bg("110010001002", (x + 1000.0, y, x + 1100.0, y + 100.0)),
+        ];
+        let index = CensusIndex::new(&bgs, Grid { cell_m: 10.0 });
+        let mut cells = vec![];
+        for i in 160_000..160_005 {
+            for j in 190_000..190_010 {
+                cells.push((Cell { i, j }, (i - 159_999) as Millis * 60_000));
+            }
+        }
+        let iso = iso(cells);
+        let reach = join_poi(&index, &iso, &mut JoinWorkspace::default());
+        assert_eq!(reach.poi, 3);
+        assert_eq!(reach.block_groups, vec![(0, 60_000)]);
+        let mut coverage = Coverage::default();
+        coverage.add(&iso);
+        assert!((coverage.share(&index, 0, 300_000) - 0.5).abs() < 1e-6);
+        assert!((coverage.share(&index, 0, 120_000) - 0.2).abs() < 1e-6);
+        assert_eq!(coverage.share(&index, 1, 300_000), 0.0);
+        assert!(
+            (coverage.union_area_km2(&index.grid(), 300_000) - 50.0 * 100.0 / 1e6).abs() < 1e-12
+        );
+        // A second isochrone reaching A's eastern half earlier completes the union.
+        let east: Vec<_> = (160_005..160_010)
+            .flat_map(|i| (190_000..190_010).map(move |j| (Cell { i, j }, 30_000)))
+            .collect();
+        coverage.add(&self::iso(east));
+        assert!((coverage.share(&index, 0, 300_000) - 1.0).abs() < 1e-6);
+        assert!((coverage.share(&index, 0, 30_000) - 0.5).abs() < 1e-6);
+    }
+}

@@ -169,3 +169,117 @@ pub fn network_nearest(
 pub fn ms_to_minutes(ms: f64) -> f64 {
     ms / 60_000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{PlainEdge, RoadGraph};
+    use crate::types::{Direction, Mode};
+
+    #[test]
+    fn straight_line_nearest_with_ties_to_the_smaller_index() {
+        let pois = [
+            (7, Coord { x: 0.0, y: 0.0 }),
+            (2, Coord { x: 10.0, y: 0.0 }),
+            (5, Coord { x: 0.0, y: 30.0 }),
+        ];
+        let got = straight_line_nearest(
+            &pois,
+            &[
+                Coord { x: 5.0, y: 0.0 },
+                Coord { x: 3.0, y: 4.0 },
+                Coord { x: 0.0, y: 29.0 },
+            ],
+        );
+        assert_eq!(
+            got[0],
+            Some(StraightNearest {
+                poi: 2,
+                distance_m: 5.0
+            })
+        );
+        assert_eq!(
+            got[1],
+            Some(StraightNearest {
+                poi: 7,
+                distance_m: 5.0
+            })
+        );
+        assert_eq!(
+            got[2],
+            Some(StraightNearest {
+                poi: 5,
+                distance_m: 1.0
+            })
+        );
+        assert_eq!(
+            straight_line_nearest(&[], &[Coord { x: 0.0, y: 0.0 }]),
+            vec![None]
+        );
+    }
+
+    // 0 ---- 1 ---- 2 (two-way, 1,000 m each, 100 s each)     3 ---- 4 (an island)
+    #[test]
+    fn network_nearest_times_lengths_and_reasons() {
+        let xy: Vec<_> = [
+            (0.0, 0.0),
+            (1000.0, 0.0),
+            (2000.0, 0.0),
+            (0.0, 5000.0),
+            (1000.0, 5000.0),
+        ]
+        .iter()
+        .map(|&(x, y)| Coord { x, y })
+        .collect();
+        let mut edges = vec![];
+        for (a, b) in [(0, 1), (1, 2), (3, 4)] {
+            edges.push(PlainEdge {
+                from: a,
+                to: b,
+                time_ms: 100_000,
+                length_m: 1000.0,
+                both_ways: true,
+            });
+        }
+        let net = Network::from_graph(
+            RoadGraph::from_edges(xy, &edges),
+            Mode::Walk,
+            Direction::FromPoi,
+        );
+        let poi_a = net
+            .snap_index
+            .nearest(Coord { x: 250.0, y: 0.0 }, 10.0)
+            .unwrap();
+        let poi_b = net
+            .snap_index
+            .nearest(Coord { x: 1900.0, y: 0.0 }, 10.0)
+            .unwrap();
+        let targets = [
+            Coord { x: 750.0, y: 20.0 },  // on A's link: 500 m from A
+            Coord { x: 1400.0, y: -5.0 }, // 650 m from A via node 1, 500 m from B: B
+            Coord {
+                x: 500.0,
+                y: 5000.0,
+            }, // the island
+            Coord {
+                x: 500.0,
+                y: 2500.0,
+            }, // 2.5 km from any road
+        ];
+        let mut ws = Workspace::default();
+        let got = network_nearest(&net, &[(0, poi_a), (1, poi_b)], &targets, 100.0, &mut ws);
+        let reached = |k: usize| match got[k] {
+            NetworkNearest::Reached {
+                poi,
+                time_ms,
+                length_m,
+            } => (poi, time_ms.round(), length_m.round()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reached(0), (0, 50_000.0, 500.0));
+        assert_eq!(reached(1), (1, 50_000.0, 500.0));
+        assert_eq!(got[2], NetworkNearest::Unreachable);
+        assert_eq!(got[3], NetworkNearest::NoRoad);
+        assert!(got[3].reason().is_some() && got[0].reason().is_none());
+    }
+}

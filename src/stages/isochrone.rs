@@ -31,6 +31,9 @@ pub struct IsochroneParams {
     pub buffer_m: f64,
     /// POIs farther than this from a usable road are rejected, metres.
     pub max_snap_m: f64,
+    /// Unreached areas enclosed by an isochrone and smaller than this (m²) are part of it:
+    /// a city block ringed by reached streets is reached. 0 keeps every hole.
+    pub max_hole_m2: f64,
 }
 
 impl IsochroneParams {
@@ -124,6 +127,10 @@ pub struct IsochroneWorkspace {
     generation: u32,
     samples: Vec<f64>,
     raster: Vec<Millis>,
+    /// Hole filling: visit stamps per raster cell, and the flood-fill queue.
+    seen: Vec<u32>,
+    queue: Vec<u32>,
+    component: Vec<u32>,
 }
 
 impl IsochroneWorkspace {
@@ -292,13 +299,15 @@ pub fn poi_isochrone(
             };
         }
     }
+    // One spare cell on every side: the raster's border is never reached, so every unreached
+    // area that touches it is outside the isochrone.
     let c0 = grid.cell_of(Coord {
-        x: lo.x - b,
-        y: lo.y - b,
+        x: lo.x - b - c,
+        y: lo.y - b - c,
     });
     let c1 = grid.cell_of(Coord {
-        x: hi.x + b,
-        y: hi.y + b,
+        x: hi.x + b + c,
+        y: hi.y + b + c,
     });
     let (w, h) = ((c1.i - c0.i + 1) as usize, (c1.j - c0.j + 1) as usize);
     ws.raster.clear();
@@ -330,7 +339,16 @@ pub fn poi_isochrone(
         sample_link(network, r, step, &mut ws.samples, &mut stamp);
     }
 
-    // 3. The reached cells, in cell order (i, then j).
+    // 3. Enclosed holes, travel time by travel time (a hole at 5 minutes stays enclosed, and
+    //    smaller, at 10).
+    let max_hole_cells = (params.max_hole_m2 / grid.cell_area_m2()).floor() as usize;
+    if max_hole_cells > 0 {
+        for &m in &params.travel_times_min {
+            fill_holes(ws, w, h, minutes_to_ms(m), max_hole_cells);
+        }
+    }
+
+    // 4. The reached cells, in cell order (i, then j).
     let mut cells = Vec::new();
     for i in 0..w {
         for j in 0..h {
@@ -351,6 +369,92 @@ pub fn poi_isochrone(
         snap,
         settled_nodes: settled,
         cells,
+    }
+}
+
+/// Marks as reached within `limit` every area of cells not reached within `limit` that is
+/// enclosed by reached cells and has at most `max_cells` cells. Unreached cells connect through
+/// corners too (8-neighbours), matching the outlines, where reached cells touching only at a
+/// corner are separate.
+fn fill_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, limit: Millis, max_cells: usize) {
+    let n = w * h;
+    ws.seen.clear();
+    ws.seen.resize(n, 0);
+    let mut fill = std::mem::take(&mut ws.component);
+    fill.clear();
+    let mut hole = Vec::new();
+    // Everything connected to the (never reached) border cell 0 is outside.
+    flood(
+        &ws.raster,
+        &mut ws.seen,
+        &mut ws.queue,
+        (w, h),
+        limit,
+        0,
+        None,
+    );
+    for k in 0..n {
+        if ws.seen[k] == 0 && ws.raster[k] > limit {
+            hole.clear();
+            flood(
+                &ws.raster,
+                &mut ws.seen,
+                &mut ws.queue,
+                (w, h),
+                limit,
+                k,
+                Some(&mut hole),
+            );
+            if hole.len() <= max_cells {
+                fill.extend_from_slice(&hole);
+            }
+        }
+    }
+    for &k in &fill {
+        ws.raster[k as usize] = limit;
+    }
+    ws.component = fill;
+}
+
+/// Visits the 8-connected area of cells later than `limit` around `start`, marking them in
+/// `seen` and listing them in `out`.
+fn flood(
+    raster: &[Millis],
+    seen: &mut [u32],
+    queue: &mut Vec<u32>,
+    (w, h): (usize, usize),
+    limit: Millis,
+    start: usize,
+    mut out: Option<&mut Vec<u32>>,
+) {
+    queue.clear();
+    queue.push(start as u32);
+    seen[start] = 1;
+    while let Some(k) = queue.pop() {
+        if let Some(o) = out.as_deref_mut() {
+            o.push(k);
+        }
+        let (i, j) = ((k as usize / h) as isize, (k as usize % h) as isize);
+        for (di, dj) in [
+            (-1, -1),
+            (-1, 0),
+            (-1, 1),
+            (0, -1),
+            (0, 1),
+            (1, -1),
+            (1, 0),
+            (1, 1),
+        ] {
+            let (a, b) = (i + di, j + dj);
+            if a < 0 || b < 0 || a >= w as isize || b >= h as isize {
+                continue;
+            }
+            let q = a as usize * h + b as usize;
+            if seen[q] == 0 && raster[q] > limit {
+                seen[q] = 1;
+                queue.push(q as u32);
+            }
+        }
     }
 }
 
@@ -454,4 +558,136 @@ fn floor_i32(x: f64) -> i32 {
 fn ceil_i32(x: f64) -> i32 {
     let t = x as i32;
     if (t as f64) < x { t + 1 } else { t }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{PlainEdge, RoadGraph};
+    use crate::types::{Direction, Mode};
+
+    fn two_way(nodes: &[(f64, f64)], pairs: &[(u32, u32)], ms_per_m: f64) -> Network {
+        let xy: Vec<Coord<f64>> = nodes.iter().map(|&(x, y)| Coord { x, y }).collect();
+        let mut edges = vec![];
+        for &(a, b) in pairs {
+            let len =
+                (xy[a as usize].x - xy[b as usize].x).hypot(xy[a as usize].y - xy[b as usize].y);
+            let time_ms = (len * ms_per_m).round() as u32;
+            edges.push(PlainEdge {
+                from: a,
+                to: b,
+                time_ms,
+                length_m: len,
+                both_ways: true,
+            });
+        }
+        Network::from_graph(
+            RoadGraph::from_edges(xy, &edges),
+            Mode::Walk,
+            Direction::FromPoi,
+        )
+    }
+
+    fn params(minutes: Vec<u32>, max_hole_m2: f64) -> IsochroneParams {
+        IsochroneParams {
+            travel_times_min: minutes,
+            cell_m: 10.0,
+            buffer_m: 10.0,
+            max_snap_m: 50.0,
+            max_hole_m2,
+        }
+    }
+
+    fn iso(net: &Network, p: &IsochroneParams, at: (f64, f64)) -> PoiIsochrone {
+        let snap = net
+            .snap_index
+            .nearest(Coord { x: at.0, y: at.1 }, p.max_snap_m)
+            .expect("on the road");
+        poi_isochrone(net, p, 0, snap, &mut IsochroneWorkspace::new(net))
+    }
+
+    // A straight 1 km road along y = 0 travelled at 100 ms per metre (36 km/h): one minute
+    // reaches 600 m. Cells of 10 m whose centre lies within 10 m of the reached part are
+    // columns i = -1 ..= 60 (centres -5 ..= 605 m) in rows j = -1 and 0.
+    #[test]
+    fn straight_road_one_minute() {
+        let net = two_way(&[(0.0, 0.0), (1000.0, 0.0)], &[(0, 1)], 100.0);
+        let p = params(vec![1], 0.0);
+        let iso = iso(&net, &p, (0.0, 3.0));
+        let cells = iso.cells_within(60_000);
+        assert_eq!(cells.len(), 62 * 2);
+        assert_eq!(cells.first(), Some(&Cell { i: -1, j: -1 }));
+        assert_eq!(cells.last(), Some(&Cell { i: 60, j: 0 }));
+        // The earliest sample within 10 m of the centre (305, 5) is at x = 300 m: 30 s.
+        let t = iso
+            .cells
+            .iter()
+            .find(|(c, _)| *c == Cell { i: 30, j: 0 })
+            .map(|(_, t)| *t);
+        assert_eq!(t, Some(30_000));
+        assert!(iso.cells.iter().all(|(_, t)| *t <= 60_000));
+    }
+
+    #[test]
+    fn shorter_travel_times_are_nested_subsets() {
+        let net = two_way(
+            &[(0.0, 0.0), (1000.0, 0.0), (1000.0, 800.0)],
+            &[(0, 1), (1, 2)],
+            50.0,
+        );
+        let p = params(vec![1, 2], 0.0);
+        let iso = iso(&net, &p, (500.0, 0.0));
+        let (one, two) = (iso.cells_within(60_000), iso.cells_within(120_000));
+        assert!(one.len() < two.len());
+        assert!(one.iter().all(|c| two.binary_search(c).is_ok()));
+        // From x = 500 m at 20 m/s, one minute reaches the whole first road (both ends) and
+        // 700 m up the second: 1,200 m along y=0 plus 700 m along x=1000.
+        assert!(two.contains(&Cell { i: 100, j: 75 }) && !one.contains(&Cell { i: 100, j: 75 }));
+        assert!(one.contains(&Cell { i: 100, j: 65 }));
+    }
+
+    // A 200 m square block ringed by streets: its inside is a hole unless holes are filled.
+    #[test]
+    fn enclosed_blocks_are_filled_up_to_the_limit() {
+        let square = [(0.0, 0.0), (200.0, 0.0), (200.0, 200.0), (0.0, 200.0)];
+        let net = two_way(&square, &[(0, 1), (1, 2), (2, 3), (3, 0)], 1.0);
+        let with_hole = iso(&net, &params(vec![10], 0.0), (0.0, 0.0));
+        // Columns and rows -1 ..= 20 (22 × 22 cells); the 18 × 18 inside are farther than
+        // 10 m from every street.
+        assert_eq!(with_hole.cells.len(), 22 * 22 - 18 * 18);
+        let filled = iso(&net, &params(vec![10], 40_000.0), (0.0, 0.0));
+        assert_eq!(filled.cells.len(), 22 * 22);
+        let too_small_limit = iso(
+            &net,
+            &params(vec![10], 18.0 * 18.0 * 100.0 - 1.0),
+            (0.0, 0.0),
+        );
+        assert_eq!(too_small_limit.cells.len(), 22 * 22 - 18 * 18);
+    }
+
+    #[test]
+    fn one_way_roads_are_followed_in_their_direction_only() {
+        let xy = vec![Coord { x: 0.0, y: 0.0 }, Coord { x: 1000.0, y: 0.0 }];
+        let g = RoadGraph::from_edges(
+            xy,
+            &[PlainEdge {
+                from: 0,
+                to: 1,
+                time_ms: 100_000,
+                length_m: 1000.0,
+                both_ways: false,
+            }],
+        );
+        let net = Network::from_graph(g, Mode::Drive, Direction::FromPoi);
+        let p = params(vec![1], 0.0);
+        // From the far end nothing is reachable but the snap point's own surroundings.
+        let back = iso(&net, &p, (1000.0, 0.0));
+        assert!(
+            back.cells.iter().all(|(c, _)| c.i >= 98),
+            "{:?}",
+            back.cells.first()
+        );
+        let forward = iso(&net, &p, (0.0, 0.0));
+        assert_eq!(forward.cells_within(60_000).len(), 62 * 2);
+    }
 }

@@ -31,7 +31,15 @@ pub struct Network {
 impl Network {
     /// Builds the network of `mode` out of OSM roads.
     pub fn from_roads(roads: &OsmRoads, mode: Mode, direction: Direction) -> Network {
-        let graph = build_graph(roads, mode, direction, &BuildOptions::default());
+        Network::from_graph(
+            build_graph(roads, mode, direction, &BuildOptions::default()),
+            mode,
+            direction,
+        )
+    }
+
+    /// Wraps a built graph (hand-made graphs in tests, synthetic ones in benchmarks).
+    pub fn from_graph(graph: RoadGraph, mode: Mode, direction: Direction) -> Network {
         let snap_index = SnapIndex::new(&graph);
         let mut point_offset_m = vec![0.0; graph.link_points.len()];
         for l in &graph.links {

@@ -7,7 +7,9 @@ use common::{data_dir, random_points_in_dc_core};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use socialmapper::graph::dijkstra::Workspace;
 use socialmapper::stages::census_join::{CensusIndex, JoinWorkspace, join_poi};
-use socialmapper::stages::isochrone::{IsochroneParams, IsochroneWorkspace, poi_isochrone};
+use socialmapper::stages::isochrone::{
+    IsochroneParams, IsochroneWorkspace, LinkCells, poi_isochrone,
+};
 use socialmapper::stages::network::Network;
 use socialmapper::types::{Direction, Mode};
 use std::hint::black_box;
@@ -32,6 +34,7 @@ fn bench(c: &mut Criterion) {
         max_hole_m2: 500_000.0,
     };
     let census = CensusIndex::new(&bgs, params.grid());
+    let link_cells = LinkCells::new(&net, &params);
     let snaps: Vec<_> = random_points_in_dc_core(64, 7)
         .into_iter()
         .filter_map(|(lon, lat)| net.snap_lonlat(lon, lat, 500.0))
@@ -59,14 +62,14 @@ fn bench(c: &mut Criterion) {
     for s in &snaps {
         join_poi(
             &census,
-            &poi_isochrone(&net, &params, 0, *s, &mut iso_ws),
+            &poi_isochrone(&net, &link_cells, &params, 0, *s, &mut iso_ws),
             &mut join_ws,
         );
     }
     g.bench_function("isochrone_and_join_per_poi_x64", |b| {
         b.iter(|| {
             for s in &snaps {
-                let iso = poi_isochrone(&net, &params, 0, *s, &mut iso_ws);
+                let iso = poi_isochrone(&net, &link_cells, &params, 0, *s, &mut iso_ws);
                 black_box(join_poi(&census, &iso, &mut join_ws));
             }
         })

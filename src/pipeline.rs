@@ -15,7 +15,7 @@ use crate::poi::PoiInput;
 use crate::stages::census_join::{CensusIndex, Coverage, JoinWorkspace, join_poi};
 use crate::stages::distance::{network_nearest, straight_line_nearest};
 use crate::stages::isochrone::{
-    IsochroneParams, IsochroneWorkspace, isochrone_batch, minutes_to_ms,
+    IsochroneParams, IsochroneWorkspace, LinkCells, isochrone_batch, minutes_to_ms,
 };
 use crate::stages::network::Network;
 use crate::types::Reject;
@@ -117,6 +117,7 @@ pub fn execute(
         Network::from_roads(&inputs.roads, analysis.mode, analysis.direction)
     });
     drop(inputs.roads);
+    let link_cells = timer.time("link_cells", || LinkCells::new(&network, &params));
     let census = timer.time("census_index", || {
         CensusIndex::new(&inputs.block_groups, params.grid())
     });
@@ -135,7 +136,7 @@ pub fn execute(
     for (b, batch) in pois.chunks(analysis.batch_size).enumerate() {
         let first = (b * analysis.batch_size) as u32;
         let result = timer.time("isochrone", || {
-            isochrone_batch(&network, &params, batch, first, &mut iso_ws)
+            isochrone_batch(&network, &link_cells, &params, batch, first, &mut iso_ws)
         });
         stage_rejects.extend(result.rejects);
         timer.time("census_join", || {

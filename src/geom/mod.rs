@@ -2,4 +2,5 @@
 
 pub mod albers;
 pub mod clip;
+pub mod corridor;
 pub mod grid;

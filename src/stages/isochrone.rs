@@ -3,21 +3,23 @@
 //! analysis grid.
 //!
 //! A cell belongs to a POI's isochrone for `T` minutes when its centre lies within
-//! `buffer_m` of a point of the network reachable within `T` (points are sampled every half
-//! cell along the edges, so "within" is exact to a quarter cell). The result is the set of
-//! cells with the earliest arrival time in each: one search serves every travel time, the
+//! `buffer_m` of a point of the network reachable within `T` — exactly: each link knows, once
+//! per network, the cells near it and the stretch of the link near each
+//! ([`LinkCells`], [`crate::geom::corridor`]), and the earliest time on that stretch is
+//! where it starts or ends. Enclosed unreached areas up to `max_hole_m2` are filled. The
+//! result is the set of cells with the earliest arrival time in each: one search serves every travel time, the
 //! polygon of the isochrone is the exact outline of its cells
 //! ([`crate::geom::grid::trace_cells`]), and its area is the cell count times the cell area
 //! (EPSG:5070 is equal-area). Unlike the original's convex hull, rivers, highways without
 //! exits and dead ends stay outside.
 
 use super::network::Network;
+use crate::geom::corridor::{CellSpan, polyline_cells};
 use crate::geom::grid::{Cell, Grid};
 use crate::graph::dijkstra::{Seed, Workspace};
 use crate::graph::snap::Snap;
 use crate::graph::{LinkId, Millis};
 use crate::types::{Poi, Reject};
-use geo::Coord;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the isochrone stage.
@@ -101,13 +103,6 @@ struct Ramp {
     hi: f64,
 }
 
-impl Ramp {
-    #[inline]
-    fn time_at(&self, x: f64) -> Option<f64> {
-        (x >= self.lo - 1e-12 && x <= self.hi + 1e-12).then_some(self.t0 + self.slope * x)
-    }
-}
-
 /// The ramps that reach one link.
 #[derive(Clone, Copy, Debug)]
 struct LinkReach {
@@ -125,7 +120,6 @@ pub struct IsochroneWorkspace {
     link_slot: Vec<u32>,
     link_stamp: Vec<u32>,
     generation: u32,
-    samples: Vec<f64>,
     raster: Vec<Millis>,
     /// Hole filling: visit stamps per raster cell, and the flood-fill queue.
     seen: Vec<u32>,
@@ -177,9 +171,77 @@ impl IsochroneWorkspace {
     }
 }
 
+/// For every link of a network, the grid cells whose centre lies within the buffer of the
+/// link, with the stretch of the link near each (see [`crate::geom::corridor`]). Built once
+/// per network and analysis grid; about 16 bytes per (link, cell) pair.
+pub struct LinkCells {
+    first: Vec<u32>,
+    spans: Vec<CellSpan>,
+    /// Per link: the smallest and largest cell of its spans, (i0, j0, i1, j1).
+    bounds: Vec<[i32; 4]>,
+}
+
+impl LinkCells {
+    /// Computes the cells of every link of `network` for `params`' grid and buffer.
+    pub fn new(network: &Network, params: &IsochroneParams) -> LinkCells {
+        let g = &network.graph;
+        let grid = params.grid();
+        let mut lc = LinkCells {
+            first: Vec::with_capacity(g.links.len() + 1),
+            spans: Vec::new(),
+            bounds: Vec::new(),
+        };
+        let mut scratch = Vec::new();
+        for l in &g.links {
+            lc.first.push(lc.spans.len() as u32);
+            let (a, n) = (l.first_point as usize, l.point_count as usize);
+            let start = lc.spans.len();
+            polyline_cells(
+                &g.link_points[a..a + n],
+                &network.point_offset_m[a..a + n],
+                &grid,
+                params.buffer_m,
+                &mut scratch,
+                &mut lc.spans,
+            );
+            let b =
+                lc.spans[start..]
+                    .iter()
+                    .fold([i32::MAX, i32::MAX, i32::MIN, i32::MIN], |b, s| {
+                        [
+                            b[0].min(s.cell.i),
+                            b[1].min(s.cell.j),
+                            b[2].max(s.cell.i),
+                            b[3].max(s.cell.j),
+                        ]
+                    });
+            lc.bounds.push(b);
+        }
+        lc.first.push(lc.spans.len() as u32);
+        lc
+    }
+
+    /// The cells near `link`.
+    #[inline]
+    pub fn of(&self, link: LinkId) -> &[CellSpan] {
+        &self.spans[self.first[link as usize] as usize..self.first[link as usize + 1] as usize]
+    }
+
+    /// Number of (link, cell) pairs held.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether no link has a cell near it.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
 /// Runs the stage for `pois` (with `first_index` the run-wide index of `pois[0]`).
 pub fn isochrone_batch(
     network: &Network,
+    link_cells: &LinkCells,
     params: &IsochroneParams,
     pois: &[Poi],
     first_index: u32,
@@ -190,6 +252,7 @@ pub fn isochrone_batch(
         match network.snap_lonlat(poi.lon, poi.lat, params.max_snap_m) {
             Some(snap) => out.isochrones.push(poi_isochrone(
                 network,
+                link_cells,
                 params,
                 first_index + k as u32,
                 snap,
@@ -211,6 +274,7 @@ pub fn isochrone_batch(
 /// The isochrone of one snapped POI.
 pub fn poi_isochrone(
     network: &Network,
+    link_cells: &LinkCells,
     params: &IsochroneParams,
     poi: u32,
     snap: Snap,
@@ -274,74 +338,69 @@ pub fn poi_isochrone(
         }
     }
 
-    // 2. A dense raster over the reached links' extent, filled with the earliest time per cell.
-    let grid = params.grid();
-    let (c, b) = (params.cell_m, params.buffer_m);
-    let (mut lo, mut hi) = (
-        Coord {
-            x: f64::MAX,
-            y: f64::MAX,
-        },
-        Coord {
-            x: f64::MIN,
-            y: f64::MIN,
-        },
-    );
+    // 2. A dense raster over the reached links' cells (plus one spare cell on every side, so
+    //    that the raster's border is never reached and every unreached area touching it is
+    //    outside), filled with the earliest time per cell.
+    let mut bb = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
     for r in &ws.reached {
-        for q in g.link_geometry(r.link) {
-            lo = Coord {
-                x: lo.x.min(q.x),
-                y: lo.y.min(q.y),
-            };
-            hi = Coord {
-                x: hi.x.max(q.x),
-                y: hi.y.max(q.y),
-            };
-        }
+        let b = link_cells.bounds[r.link as usize];
+        bb = [
+            bb[0].min(b[0]),
+            bb[1].min(b[1]),
+            bb[2].max(b[2]),
+            bb[3].max(b[3]),
+        ];
     }
-    // One spare cell on every side: the raster's border is never reached, so every unreached
-    // area that touches it is outside the isochrone.
-    let c0 = grid.cell_of(Coord {
-        x: lo.x - b - c,
-        y: lo.y - b - c,
-    });
-    let c1 = grid.cell_of(Coord {
-        x: hi.x + b + c,
-        y: hi.y + b + c,
-    });
+    if bb[0] > bb[2] {
+        return PoiIsochrone {
+            poi,
+            snap,
+            settled_nodes: settled,
+            cells: Vec::new(),
+        };
+    }
+    let c0 = Cell {
+        i: bb[0] - 1,
+        j: bb[1] - 1,
+    };
+    let c1 = Cell {
+        i: bb[2] + 1,
+        j: bb[3] + 1,
+    };
     let (w, h) = ((c1.i - c0.i + 1) as usize, (c1.j - c0.j + 1) as usize);
     ws.raster.clear();
     ws.raster.resize(w * h, Millis::MAX);
-    let raster = &mut ws.raster;
-    let b2 = b * b;
-    let mut stamp = |p: Coord<f64>, t: f64| {
-        let t = t.round() as Millis;
-        let ia = ceil_i32((p.x - b) / c - 0.5);
-        let ib = floor_i32((p.x + b) / c - 0.5);
-        let ja = ceil_i32((p.y - b) / c - 0.5);
-        let jb = floor_i32((p.y + b) / c - 0.5);
-        for i in ia.max(c0.i)..=ib.min(c1.i) {
-            let dx = (i as f64 + 0.5) * c - p.x;
-            let row = (i - c0.i) as usize * h;
-            for j in ja.max(c0.j)..=jb.min(c1.j) {
-                let dy = (j as f64 + 0.5) * c - p.y;
-                if dx * dx + dy * dy <= b2 {
-                    let cell = &mut raster[row + (j - c0.j) as usize];
-                    if t < *cell {
-                        *cell = t;
-                    }
+    for r in &ws.reached {
+        let ramps = &r.ramps[..r.count];
+        for span in link_cells.of(r.link) {
+            let (lo, hi) = (span.lo as f64, span.hi as f64);
+            let mut best = f64::INFINITY;
+            for ramp in ramps {
+                // The earliest point of the ramp on the span: its start where time grows along
+                // the link, its end where it shrinks.
+                let (a, b) = (ramp.lo.max(lo), ramp.hi.min(hi));
+                if a <= b + 1e-9 {
+                    best = best.min(if ramp.slope >= 0.0 {
+                        ramp.t0 + ramp.slope * a
+                    } else {
+                        ramp.t0 + ramp.slope * b.max(a)
+                    });
+                }
+            }
+            if best.is_finite() {
+                let t = best.max(0.0).round() as Millis;
+                let cell = &mut ws.raster
+                    [(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
+                if t < *cell {
+                    *cell = t;
                 }
             }
         }
-    };
-    let step = c / 2.0;
-    for r in &ws.reached {
-        sample_link(network, r, step, &mut ws.samples, &mut stamp);
     }
 
     // 3. Enclosed holes, travel time by travel time (a hole at 5 minutes stays enclosed, and
     //    smaller, at 10).
-    let max_hole_cells = (params.max_hole_m2 / grid.cell_area_m2()).floor() as usize;
+    let max_hole_cells = (params.max_hole_m2 / params.grid().cell_area_m2()).floor() as usize;
     if max_hole_cells > 0 {
         for &m in &params.travel_times_min {
             fill_holes(ws, w, h, minutes_to_ms(m), max_hole_cells);
@@ -458,113 +517,12 @@ fn flood(
     }
 }
 
-/// Calls `f(point, time)` along the reached parts of a link: at every multiple of `step`
-/// metres from its start and at the ends of every ramp, with the earliest time of the ramps
-/// that reach that point. `xs` is scratch space.
-fn sample_link(
-    network: &Network,
-    reach: &LinkReach,
-    step: f64,
-    xs: &mut Vec<f64>,
-    f: &mut impl FnMut(Coord<f64>, f64),
-) {
-    let g = &network.graph;
-    let link = &g.links[reach.link as usize];
-    let first = link.first_point as usize;
-    let pts = &g.link_points[first..first + link.point_count as usize];
-    let offs = &network.point_offset_m[first..first + link.point_count as usize];
-    let total = offs[offs.len() - 1];
-    let ramps = &reach.ramps[..reach.count];
-    xs.clear();
-    let (lo, hi) = ramps
-        .iter()
-        .fold((1.0f64, 0.0f64), |(a, b), r| (a.min(r.lo), b.max(r.hi)));
-    if total > 0.0 {
-        let (k0, k1) = (
-            (lo * total / step).ceil() as i64,
-            (hi * total / step).floor() as i64,
-        );
-        xs.extend((k0..=k1).map(|k| k as f64 * step / total));
-    }
-    // Ramp ends inside the link (where the time runs out, or the POI's own snap point) are
-    // sampled too; ends at the link's ends are the grid positions 0 and, below, 1.
-    let grid_samples = xs.len();
-    for r in ramps {
-        for x in [r.lo, r.hi] {
-            if x > 0.0 && x < 1.0 {
-                xs.push(x);
-            }
-        }
-    }
-    if hi >= 1.0 {
-        xs.push(1.0);
-    }
-    if xs.len() > grid_samples {
-        xs.sort_unstable_by(f64::total_cmp);
-    }
-    // A ramp end closer than a quarter step to a sample already taken adds nothing the
-    // buffer does not already cover to within the sampling accuracy: skip it.
-    let min_gap = if total > 0.0 {
-        step / 4.0 / total
-    } else {
-        f64::INFINITY
-    };
-    let mut last = f64::NEG_INFINITY;
-    // Walk the polyline once: the fractions come in increasing order.
-    let mut seg = 0usize;
-    for &x in xs.iter() {
-        if x - last < min_gap {
-            continue;
-        }
-        let Some(t) = ramps
-            .iter()
-            .filter_map(|r| r.time_at(x))
-            .min_by(f64::total_cmp)
-        else {
-            continue;
-        };
-        last = x;
-        let s = x * total;
-        while seg + 2 < pts.len() && offs[seg + 1] < s {
-            seg += 1;
-        }
-        let (a, b) = (pts[seg], pts[seg + 1]);
-        let l = offs[seg + 1] - offs[seg];
-        let u = if l > 0.0 {
-            ((s - offs[seg]) / l).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        f(
-            Coord {
-                x: a.x + (b.x - a.x) * u,
-                y: a.y + (b.y - a.y) * u,
-            },
-            t.max(0.0),
-        );
-    }
-}
-
-/// `x.floor() as i32` without a libm call (the baseline x86-64 target has no rounding
-/// instruction, and this runs for every sample).
-#[inline]
-fn floor_i32(x: f64) -> i32 {
-    let t = x as i32;
-    if (t as f64) > x { t - 1 } else { t }
-}
-
-/// `x.ceil() as i32`, as [`floor_i32`].
-#[inline]
-fn ceil_i32(x: f64) -> i32 {
-    let t = x as i32;
-    if (t as f64) < x { t + 1 } else { t }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::graph::{PlainEdge, RoadGraph};
     use crate::types::{Direction, Mode};
+    use geo::Coord;
 
     fn two_way(nodes: &[(f64, f64)], pairs: &[(u32, u32)], ms_per_m: f64) -> Network {
         let xy: Vec<Coord<f64>> = nodes.iter().map(|&(x, y)| Coord { x, y }).collect();
@@ -603,7 +561,14 @@ mod tests {
             .snap_index
             .nearest(Coord { x: at.0, y: at.1 }, p.max_snap_m)
             .expect("on the road");
-        poi_isochrone(net, p, 0, snap, &mut IsochroneWorkspace::new(net))
+        poi_isochrone(
+            net,
+            &LinkCells::new(net, p),
+            p,
+            0,
+            snap,
+            &mut IsochroneWorkspace::new(net),
+        )
     }
 
     // A straight 1 km road along y = 0 travelled at 100 ms per metre (36 km/h): one minute
@@ -618,13 +583,13 @@ mod tests {
         assert_eq!(cells.len(), 62 * 2);
         assert_eq!(cells.first(), Some(&Cell { i: -1, j: -1 }));
         assert_eq!(cells.last(), Some(&Cell { i: 60, j: 0 }));
-        // The earliest sample within 10 m of the centre (305, 5) is at x = 300 m: 30 s.
+        // The earliest point within 10 m of the centre (305, 5) is at x = 305 − √75 m.
         let t = iso
             .cells
             .iter()
             .find(|(c, _)| *c == Cell { i: 30, j: 0 })
             .map(|(_, t)| *t);
-        assert_eq!(t, Some(30_000));
+        assert_eq!(t, Some(((305.0 - 75f64.sqrt()) * 100.0).round() as Millis));
         assert!(iso.cells.iter().all(|(_, t)| *t <= 60_000));
     }
 

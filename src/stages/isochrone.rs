@@ -388,7 +388,8 @@ pub fn poi_isochrone(
                 }
             }
             if best.is_finite() {
-                let t = best.max(0.0).round() as Millis;
+                // Round half up without a libm call (times are never negative).
+                let t = (best.max(0.0) + 0.5) as Millis;
                 let cell = &mut ws.raster
                     [(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
                 if t < *cell {
@@ -435,35 +436,49 @@ pub fn poi_isochrone(
 /// enclosed by reached cells and has at most `max_cells` cells. Unreached cells connect through
 /// corners too (8-neighbours), matching the outlines, where reached cells touching only at a
 /// corner are separate.
+///
+/// The raster's border ring is never reached (see [`poi_isochrone`]), so it is outside from
+/// the start and every flood stays strictly inside the border: neighbours need no bounds
+/// checks.
 fn fill_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, limit: Millis, max_cells: usize) {
+    if w < 3 || h < 3 {
+        return;
+    }
     let n = w * h;
     ws.seen.clear();
     ws.seen.resize(n, 0);
+    let seen = &mut ws.seen;
+    let raster = &ws.raster;
+    let queue = &mut ws.queue;
+    queue.clear();
+    // The border is outside; its open inner neighbours start the outside flood.
+    for i in 0..w {
+        for j in 0..h {
+            if i == 0 || j == 0 || i == w - 1 || j == h - 1 {
+                seen[i * h + j] = 1;
+            }
+        }
+    }
+    for i in 1..w - 1 {
+        for j in 1..h - 1 {
+            let k = i * h + j;
+            let near_border = i == 1 || j == 1 || i == w - 2 || j == h - 2;
+            if near_border && seen[k] == 0 && raster[k] > limit {
+                seen[k] = 1;
+                queue.push(k as u32);
+            }
+        }
+    }
+    flood_inside(raster, seen, queue, h, limit, None);
     let mut fill = std::mem::take(&mut ws.component);
     fill.clear();
     let mut hole = Vec::new();
-    // Everything connected to the (never reached) border cell 0 is outside.
-    flood(
-        &ws.raster,
-        &mut ws.seen,
-        &mut ws.queue,
-        (w, h),
-        limit,
-        0,
-        None,
-    );
     for k in 0..n {
-        if ws.seen[k] == 0 && ws.raster[k] > limit {
+        if seen[k] == 0 && raster[k] > limit {
+            seen[k] = 1;
+            queue.push(k as u32);
             hole.clear();
-            flood(
-                &ws.raster,
-                &mut ws.seen,
-                &mut ws.queue,
-                (w, h),
-                limit,
-                k,
-                Some(&mut hole),
-            );
+            flood_inside(raster, seen, queue, h, limit, Some(&mut hole));
             if hole.len() <= max_cells {
                 fill.extend_from_slice(&hole);
             }
@@ -475,43 +490,29 @@ fn fill_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, limit: Millis, ma
     ws.component = fill;
 }
 
-/// Visits the 8-connected area of cells later than `limit` around `start`, marking them in
-/// `seen` and listing them in `out`.
-fn flood(
+/// Floods from the cells in `queue` (already marked in `seen`) through 8-connected cells later
+/// than `limit`, listing visited cells in `out`. Every cell reached must be inside the border
+/// ring, which `seen` marks.
+fn flood_inside(
     raster: &[Millis],
     seen: &mut [u32],
     queue: &mut Vec<u32>,
-    (w, h): (usize, usize),
+    h: usize,
     limit: Millis,
-    start: usize,
     mut out: Option<&mut Vec<u32>>,
 ) {
-    queue.clear();
-    queue.push(start as u32);
-    seen[start] = 1;
+    let offsets = [h + 1, h, h - 1, 1];
     while let Some(k) = queue.pop() {
+        let k = k as usize;
         if let Some(o) = out.as_deref_mut() {
-            o.push(k);
+            o.push(k as u32);
         }
-        let (i, j) = ((k as usize / h) as isize, (k as usize % h) as isize);
-        for (di, dj) in [
-            (-1, -1),
-            (-1, 0),
-            (-1, 1),
-            (0, -1),
-            (0, 1),
-            (1, -1),
-            (1, 0),
-            (1, 1),
-        ] {
-            let (a, b) = (i + di, j + dj);
-            if a < 0 || b < 0 || a >= w as isize || b >= h as isize {
-                continue;
-            }
-            let q = a as usize * h + b as usize;
-            if seen[q] == 0 && raster[q] > limit {
-                seen[q] = 1;
-                queue.push(q as u32);
+        for d in offsets {
+            for q in [k - d, k + d] {
+                if seen[q] == 0 && raster[q] > limit {
+                    seen[q] = 1;
+                    queue.push(q as u32);
+                }
             }
         }
     }

@@ -225,6 +225,9 @@ impl RunReport {
             }
             s.push('\n');
         }
+        if c.processed > 0 && self.reach.iter().all(|r| r.block_groups == 0) {
+            s.push_str("  warning: no block group meets any isochrone: do the block groups cover the network's area?\n");
+        }
         if !self.block_groups_without_network.is_empty() {
             let _ = writeln!(
                 s,

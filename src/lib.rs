@@ -18,6 +18,7 @@ pub mod output;
 pub mod pipeline;
 pub mod poi;
 pub mod stages;
+pub mod testdata;
 pub mod types;
 
 pub use error::{Error, Result};

@@ -5,15 +5,7 @@ use std::path::PathBuf;
 
 /// The real data beside the repository (`$SOCIALMAPPER_DATA`, else `../shared/data`).
 pub fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("SOCIALMAPPER_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.join("dc/roads.osm.pbf").exists(),
-        "real data not found at {}",
-        dir.display()
-    );
-    dir
+    socialmapper::testdata::shared_data_dir()
 }
 
 /// `n` deterministic random (lon, lat) points in the DC extract's dense core.

@@ -797,19 +797,7 @@ pub(crate) mod tests {
     use std::io::Write;
     use std::path::PathBuf;
 
-    /// The shared real-data directory: `$SOCIALMAPPER_DATA`, else `../shared/data` from the
-    /// crate root. Panics (fails the test) when it is missing: these tests must not skip.
-    pub(crate) fn data_dir() -> PathBuf {
-        let dir = std::env::var_os("SOCIALMAPPER_DATA")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-        assert!(
-            dir.is_dir(),
-            "test data missing: {} (set SOCIALMAPPER_DATA)",
-            dir.display()
-        );
-        dir
-    }
+    pub(crate) use crate::testdata::shared_data_dir as data_dir;
 
     fn area_m2(mp: &MultiPolygon<f64>) -> f64 {
         mp.map_coords(|c| to_5070(c.x, c.y)).unsigned_area()

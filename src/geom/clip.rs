@@ -473,7 +473,6 @@ mod tests {
     use super::*;
     use crate::geom::albers::to_5070;
     use geo::{Area, BooleanOps, LineString, MapCoords};
-    use std::path::{Path, PathBuf};
 
     fn ring(v: &[(f64, f64)]) -> Vec<Coord<f64>> {
         let mut r: Vec<Coord<f64>> = v.iter().map(|&(x, y)| Coord { x, y }).collect();
@@ -806,17 +805,7 @@ mod tests {
         assert!((out[0].1 - 100.0).abs() < 1e-9);
     }
 
-    fn data_dir() -> PathBuf {
-        let d = std::env::var_os("SOCIALMAPPER_DATA")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-        assert!(
-            d.is_dir(),
-            "test data missing: {} (set SOCIALMAPPER_DATA)",
-            d.display()
-        );
-        d
-    }
+    use crate::testdata::shared_data_dir as data_dir;
 
     /// DC's block groups, projected to EPSG:5070: (GEOID, boundary).
     fn dc_block_groups() -> Vec<(String, MultiPolygon<f64>)> {

@@ -259,22 +259,8 @@ fn describe(e: &osmpbf::Error) -> String {
     }
 }
 
-/// Test helper: a file under the shared real-data directory (`SOCIALMAPPER_DATA`, default
-/// `../shared/data` from the crate root). Panics, failing the test, when it is missing.
 #[cfg(test)]
-pub(crate) fn test_data(rel: &str) -> std::path::PathBuf {
-    let root = std::env::var_os("SOCIALMAPPER_DATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
-        std::path::PathBuf::from,
-    );
-    let p = root.join(rel);
-    assert!(
-        p.is_file(),
-        "test data {} is missing (set SOCIALMAPPER_DATA)",
-        p.display()
-    );
-    p
-}
+pub(crate) use crate::testdata::shared_data as test_data;
 
 #[cfg(test)]
 mod tests {

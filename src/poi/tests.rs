@@ -1,18 +1,7 @@
 use super::*;
 use std::path::PathBuf;
 
-/// The shared real-data directory; a missing directory fails the test instead of skipping it.
-fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("SOCIALMAPPER_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.is_dir(),
-        "test data not found at {} (set SOCIALMAPPER_DATA)",
-        dir.display()
-    );
-    dir
-}
+use crate::testdata::shared_data_dir as data_dir;
 
 fn csv(text: &str) -> PoiInput {
     let input = parse_pois_str(text, PoiFormat::Csv, "test.csv").expect("parses");

@@ -6,15 +6,7 @@ use std::path::PathBuf;
 /// The real data beside the repository: `$SOCIALMAPPER_DATA`, else `../shared/data`.
 /// Fails loudly when missing: these tests must not pass by skipping.
 pub fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("SOCIALMAPPER_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.join("dc/roads.osm.pbf").exists(),
-        "real data not found at {} (set SOCIALMAPPER_DATA)",
-        dir.display()
-    );
-    dir
+    socialmapper::testdata::shared_data_dir()
 }
 
 /// Reads a CSV file into a header and rows of strings.

@@ -1,13 +1,14 @@
 //! End-to-end runner: the whole job (read inputs, isochrones, join, distances, outputs) for N
 //! random POIs inside the DC core. Prints wall time, per-POI time and peak RSS.
 //!
-//! `cargo bench --bench end_to_end -- [N] [mode] [minutes]` (defaults: 1000 drive 15).
+//! `cargo bench --bench end_to_end -- [N] [mode] [minutes] [workers]` (defaults: 1000 drive
+//! 15 1).
 
 mod common;
 
 use common::{data_dir, peak_rss_bytes, random_points_in_dc_core};
 use socialmapper::config::{RunConfig, RunSettings, TravelTimes, Variables};
-use socialmapper::pipeline::{self, Presentation};
+use socialmapper::pipeline::{self, RunOptions};
 use std::io::Write;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ fn main() {
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let mode = args.get(1).cloned().unwrap_or_else(|| "drive".into());
     let minutes = args.get(2).cloned().unwrap_or_else(|| "15".into());
+    let workers: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1);
     let data = data_dir();
     let dir = tempfile::tempdir().unwrap();
     let pois = dir.path().join("pois.csv");
@@ -43,7 +45,14 @@ fn main() {
     })
     .unwrap();
     let t = Instant::now();
-    let report = pipeline::run(&cfg, Presentation { quiet: true }).unwrap();
+    let report = pipeline::run(
+        &cfg,
+        RunOptions {
+            quiet: true,
+            workers,
+        },
+    )
+    .unwrap();
     let wall = t.elapsed().as_secs_f64();
     let stage = |s: &str| {
         report
@@ -62,7 +71,7 @@ fn main() {
         wall * 1e3 / n as f64
     );
     println!(
-        "  per POI: isochrone {:.3} ms, join {:.3} ms, polygons {:.3} ms; distance stage {:.3} s; reading {:.3} s",
+        "  per POI (summed over workers): isochrone {:.3} ms, join {:.3} ms, polygons {:.3} ms; distance stage {:.3} s; reading {:.3} s",
         stage("isochrone") * 1e3 / n as f64,
         stage("census_join") * 1e3 / n as f64,
         stage("polygons") * 1e3 / n as f64,

@@ -13,6 +13,9 @@ pub struct Cli {
     /// No progress bars and no summary on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Worker threads of the dataflow. Results are identical for any number.
+    #[arg(short = 'w', long, global = true, default_value_t = 1)]
+    pub workers: usize,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

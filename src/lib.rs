@@ -9,6 +9,7 @@
 pub mod census;
 pub mod cli;
 pub mod config;
+pub mod dataflow;
 pub mod demo;
 pub mod error;
 pub mod geom;

@@ -3,7 +3,7 @@
 use clap::Parser;
 use socialmapper::cli::{Cli, Command, DemoArgs};
 use socialmapper::config::{Analysis, RunConfig, RunSettings, TravelTimes};
-use socialmapper::pipeline::{self, Presentation};
+use socialmapper::pipeline::{self, RunOptions};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let show = Presentation { quiet: cli.quiet };
+    let show = RunOptions {
+        quiet: cli.quiet,
+        workers: cli.workers,
+    };
     let result = match cli.command {
         Command::Run(args) => run(*args, show),
         Command::Demo(args) => demo(args, show),
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: socialmapper::cli::RunArgs, show: Presentation) -> socialmapper::Result<()> {
+fn run(args: socialmapper::cli::RunArgs, show: RunOptions) -> socialmapper::Result<()> {
     let settings = match &args.flow {
         Some(flow) => RunSettings::from_flow_file(flow)?.overridden_by(args.settings()),
         None => args.settings(),
@@ -45,7 +48,7 @@ fn run(args: socialmapper::cli::RunArgs, show: Presentation) -> socialmapper::Re
     pipeline::run(&cfg, show).map(|_| ())
 }
 
-fn demo(args: DemoArgs, show: Presentation) -> socialmapper::Result<()> {
+fn demo(args: DemoArgs, show: RunOptions) -> socialmapper::Result<()> {
     let town = socialmapper::demo::synthetic_town(&socialmapper::demo::TownSpec::default());
     let analysis = Analysis::resolve(&RunSettings {
         travel_time: Some(TravelTimes::Text(args.travel_time)),

@@ -6,21 +6,21 @@
 
 use crate::census::{AcsTable, BlockGroup};
 use crate::config::{Analysis, PoiSource, RunConfig};
+use crate::dataflow::{RunContext, run_batches};
 use crate::error::{Error, Result};
 use crate::graph::Millis;
 use crate::graph::dijkstra::Workspace;
 use crate::osm::OsmRoads;
 use crate::output::{self, CensusRow, IsochroneFeature, RunReport};
 use crate::poi::PoiInput;
-use crate::stages::census_join::{CensusIndex, Coverage, JoinWorkspace, join_poi};
+use crate::stages::census_join::Coverage;
 use crate::stages::distance::{network_nearest, straight_line_nearest};
-use crate::stages::isochrone::{
-    IsochroneParams, IsochroneWorkspace, LinkCells, isochrone_batch, minutes_to_ms,
-};
+use crate::stages::isochrone::{IsochroneParams, minutes_to_ms};
 use crate::stages::network::Network;
 use crate::types::Reject;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Everything a run reads, already parsed.
@@ -37,11 +37,13 @@ pub struct Inputs {
     pub described: Vec<(String, String)>,
 }
 
-/// Presentation options that do not change results.
+/// Options that do not change results: presentation and parallelism.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Presentation {
+pub struct RunOptions {
     /// No progress bars and no summary.
     pub quiet: bool,
+    /// Worker threads of the dataflow (0 or 1: one).
+    pub workers: usize,
 }
 
 /// Reads every input file named by `cfg`, timing each read into `timings`.
@@ -100,7 +102,7 @@ pub fn execute(
     inputs: Inputs,
     out: &Path,
     mut timings: Vec<(String, f64)>,
-    show: Presentation,
+    show: RunOptions,
 ) -> Result<RunReport> {
     let started = Instant::now();
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, e))?;
@@ -117,57 +119,61 @@ pub fn execute(
         Network::from_roads(&inputs.roads, analysis.mode, analysis.direction)
     });
     drop(inputs.roads);
-    let link_cells = timer.time("link_cells", || LinkCells::new(&network, &params));
-    let census = timer.time("census_index", || {
-        CensusIndex::new(&inputs.block_groups, params.grid())
+    let ctx = timer.time("prepare", || {
+        RunContext::new(
+            network,
+            &inputs.block_groups,
+            params.clone(),
+            inputs.pois.pois,
+        )
     });
-    let pois = &inputs.pois.pois;
+    let ctx = Arc::new(ctx);
+    let pois = &ctx.pois;
 
-    // Isochrones and the join, batch by batch.
+    // Isochrones, the join and the outlines, batch by batch on the dataflow's workers.
     let progress = output::progress_bar(pois.len() as u64, "isochrones", show.quiet);
-    let mut iso_ws = IsochroneWorkspace::new(&network);
-    let mut join_ws = JoinWorkspace::default();
+    let bar = progress.clone();
+    let outputs = timer.time("batches", || {
+        run_batches(
+            ctx.clone(),
+            analysis.batch_size,
+            show.workers.max(1),
+            move |n| bar.inc(n),
+        )
+    })?;
+    progress.finish_and_clear();
+
+    // Accumulate in batch order, so results do not depend on workers or arrival order.
     let mut coverage = Coverage::default();
     let mut reach_by_bg: BTreeMap<u32, Vec<Millis>> = BTreeMap::new();
     let mut snaps = Vec::new();
     let mut stage_rejects: Vec<Reject> = Vec::new();
     let mut features: Vec<IsochroneFeature> = Vec::new();
     let mut settled_total = 0u64;
-    for (b, batch) in pois.chunks(analysis.batch_size).enumerate() {
-        let first = (b * analysis.batch_size) as u32;
-        let result = timer.time("isochrone", || {
-            isochrone_batch(&network, &link_cells, &params, batch, first, &mut iso_ws)
-        });
-        stage_rejects.extend(result.rejects);
-        timer.time("census_join", || {
-            for iso in &result.isochrones {
-                for (bg, t) in join_poi(&census, iso, &mut join_ws).block_groups {
-                    reach_by_bg.entry(bg).or_default().push(t);
-                }
-                coverage.add(iso);
-            }
-        });
-        timer.time("polygons", || {
-            for iso in &result.isochrones {
-                let poi = &pois[iso.poi as usize];
-                for &minutes in &params.travel_times_min {
-                    features.push(IsochroneFeature::new(
-                        poi,
-                        iso,
-                        minutes,
-                        analysis.mode,
-                        &params.grid(),
-                    ));
-                }
-            }
-        });
-        for iso in &result.isochrones {
-            settled_total += iso.settled_nodes as u64;
-            snaps.push((iso.poi, iso.snap));
+    let mut stage_seconds = [0.0; 3];
+    for o in outputs {
+        for (k, s) in o.stage_seconds.iter().enumerate() {
+            stage_seconds[k] += s;
         }
-        progress.inc(batch.len() as u64);
+        for p in o.processed {
+            for (bg, t) in p.reach {
+                reach_by_bg.entry(bg).or_default().push(t);
+            }
+            settled_total += p.settled_nodes as u64;
+            snaps.push((p.poi, p.snap));
+        }
+        coverage.add_cells(&o.coverage);
+        features.extend(o.features);
+        stage_rejects.extend(o.rejects.into_iter().map(|(_, r)| r));
     }
-    progress.finish_and_clear();
+    for (stage, s) in ["isochrone", "census_join", "polygons"]
+        .iter()
+        .zip(stage_seconds)
+    {
+        timer.0.push((stage.to_string(), s));
+    }
+    let census = &ctx.census;
+    let network = &ctx.network;
 
     // Distances for every block group reached at the longest travel time.
     let reported: Vec<u32> = reach_by_bg.keys().copied().collect();
@@ -185,7 +191,7 @@ pub fn execute(
             .collect();
         let straight = straight_line_nearest(&poi_xy, &centroids);
         let mut ws = Workspace::new(network.graph.node_count());
-        let near = network_nearest(&network, &snaps, &centroids, analysis.max_snap_m, &mut ws);
+        let near = network_nearest(network, &snaps, &centroids, analysis.max_snap_m, &mut ws);
         (straight, near)
     });
 
@@ -205,7 +211,7 @@ pub fn execute(
                 centroid_lonlat: prepared.centroid_lonlat,
                 straight: straight[r],
                 network: network_near[r],
-                coverage_share: coverage.share(&census, bg, limit),
+                coverage_share: coverage.share(census, bg, limit),
                 pois_reaching: reaching as u32,
                 minutes,
                 acs: inputs.acs.rows.get(&prepared.geoid).cloned(),
@@ -251,7 +257,7 @@ pub fn execute(
 }
 
 /// Runs the job described by `cfg`.
-pub fn run(cfg: &RunConfig, show: Presentation) -> Result<RunReport> {
+pub fn run(cfg: &RunConfig, show: RunOptions) -> Result<RunReport> {
     let mut timings = Vec::new();
     let inputs = load_inputs(cfg, &mut timings)?;
     execute(&cfg.analysis, inputs, &cfg.out, timings, show)

@@ -196,3 +196,70 @@ fn demo_runs_without_files_and_is_deterministic() {
     let (_, rejects) = read_csv(&a.join("rejects.csv"));
     assert_eq!(rejects.len(), 1, "the demo's off-network POI: {rejects:?}");
 }
+
+#[test]
+fn workers_and_batch_sizes_do_not_change_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pois = dir.path().join("pois.csv");
+    let mut text = String::from("id,name,lat,lon\n");
+    // Seven real POIs, a bad row and an off-network POI, in an order that batches split.
+    for line in std::fs::read_to_string(data_dir().join("dc/pois.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
+        let f: Vec<&str> = line.split(',').collect();
+        text.push_str(&format!(
+            "{},{},{},{}\n",
+            f[0],
+            f[1],
+            f[f.len() - 2],
+            f[f.len() - 1]
+        ));
+    }
+    text.push_str("bad,Not a number,x,-77.0\nfar,Far away,38.5,-77.5\n");
+    std::fs::write(&pois, text).unwrap();
+    let run = |out: &Path, workers: &str, batch: &str| {
+        let o = socialmapper(&[
+            "run",
+            "-q",
+            "-w",
+            workers,
+            "--batch-size",
+            batch,
+            "--pois",
+            &pois.display().to_string(),
+            "--network",
+            &dc("roads.osm.pbf"),
+            "--block-groups",
+            &dc("cb_2020_11_bg_500k.zip"),
+            "--acs",
+            &dc("acs5_2021_bg_api.json"),
+            "--mode",
+            "drive",
+            "--travel-time",
+            "3,6",
+            "--out",
+            &out.display().to_string(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let base = dir.path().join("w1");
+    run(&base, "1", "1000");
+    for (w, b) in [("2", "1"), ("2", "3"), ("1", "2")] {
+        let out = dir.path().join(format!("w{w}b{b}"));
+        run(&out, w, b);
+        for f in ["census.csv", "isochrones.geojson", "rejects.csv"] {
+            assert_eq!(
+                std::fs::read(base.join(f)).unwrap(),
+                std::fs::read(out.join(f)).unwrap(),
+                "{f} with -w {w} --batch-size {b}"
+            );
+        }
+    }
+    let (_, rejects) = read_csv(&base.join("rejects.csv"));
+    assert_eq!(
+        rejects.iter().map(|r| r[1].as_str()).collect::<Vec<_>>(),
+        ["bad", "far"]
+    );
+}

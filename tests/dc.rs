@@ -6,7 +6,7 @@ mod common;
 
 use common::{albers_5070, col, data_dir, read_csv};
 use socialmapper::config::{RunConfig, RunSettings, TravelTimes, Variables};
-use socialmapper::pipeline::{self, Presentation};
+use socialmapper::pipeline::{self, RunOptions};
 use socialmapper::stages::network::Network;
 use socialmapper::types::{Direction, Mode};
 use std::collections::HashMap;
@@ -40,7 +40,14 @@ fn run_dupont(mode: &str, minutes: &str, out: &Path) -> (Vec<String>, Vec<Vec<St
         ..Default::default()
     })
     .unwrap();
-    pipeline::run(&cfg, Presentation { quiet: true }).unwrap();
+    pipeline::run(
+        &cfg,
+        RunOptions {
+            quiet: true,
+            workers: 1,
+        },
+    )
+    .unwrap();
     read_csv(&out.join("census.csv"))
 }
 

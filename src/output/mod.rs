@@ -70,7 +70,7 @@ impl CensusRow {
 }
 
 /// One feature of `isochrones.geojson`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct IsochroneFeature {
     /// POI id.
     pub poi_id: String,

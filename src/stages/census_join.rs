@@ -185,12 +185,24 @@ pub struct Coverage {
 impl Coverage {
     /// Adds one isochrone.
     pub fn add(&mut self, iso: &PoiIsochrone) {
-        for (c, t) in &iso.cells {
+        self.add_cells(&iso.cells);
+    }
+
+    /// Adds cells with their times (another coverage's [`Coverage::into_sorted_cells`]).
+    pub fn add_cells(&mut self, cells: &[(Cell, Millis)]) {
+        for (c, t) in cells {
             let e = self.cells.entry(*c).or_insert(*t);
             if *t < *e {
                 *e = *t;
             }
         }
+    }
+
+    /// The cells with their earliest times, sorted by cell.
+    pub fn into_sorted_cells(self) -> Vec<(Cell, Millis)> {
+        let mut v: Vec<_> = self.cells.into_iter().collect();
+        v.sort_unstable();
+        v
     }
 
     /// Area of the union of the isochrones for `limit_ms`, km².

@@ -87,8 +87,8 @@ impl PoiIsochrone {
 pub struct IsochroneBatch {
     /// Isochrones of the POIs that met the network.
     pub isochrones: Vec<PoiIsochrone>,
-    /// POIs that did not, with the reason.
-    pub rejects: Vec<Reject>,
+    /// POIs that did not (by run-wide POI index), with the reason.
+    pub rejects: Vec<(u32, Reject)>,
 }
 
 /// Travel time along a link as a function of the fraction `x` of the way from its start:
@@ -258,14 +258,17 @@ pub fn isochrone_batch(
                 snap,
                 ws,
             )),
-            None => out.rejects.push(Reject {
-                source: poi.source.clone(),
-                id: Some(poi.id.clone()),
-                reason: format!(
-                    "no usable {} road within {} m (--max-snap-m)",
-                    network.mode, params.max_snap_m
-                ),
-            }),
+            None => out.rejects.push((
+                first_index + k as u32,
+                Reject {
+                    source: poi.source.clone(),
+                    id: Some(poi.id.clone()),
+                    reason: format!(
+                        "no usable {} road within {} m (--max-snap-m)",
+                        network.mode, params.max_snap_m
+                    ),
+                },
+            )),
         }
     }
     out

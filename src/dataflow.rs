@@ -16,6 +16,7 @@ use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, LinkCells, i
 use crate::stages::network::Network;
 use crate::types::{Poi, Reject};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -157,14 +158,37 @@ pub fn process_batch(
     }
 }
 
-/// Runs every batch of `ctx.pois` through a timely dataflow on `workers` threads and returns
-/// the batch outputs in batch order.
+/// Receives batch outputs in batch order, on worker 0's thread.
+pub type BatchSink = Box<dyn FnMut(BatchOutput) + Send>;
+
+/// Puts batch outputs back in batch order before handing them to the sink. Backpressure bounds
+/// how many can wait here.
+struct InOrder {
+    next: u64,
+    pending: BTreeMap<u64, BatchOutput>,
+    sink: BatchSink,
+}
+
+impl InOrder {
+    fn push(&mut self, out: BatchOutput) {
+        self.pending.insert(out.batch.id, out);
+        while let Some(o) = self.pending.remove(&self.next) {
+            (self.sink)(o);
+            self.next += 1;
+        }
+    }
+}
+
+/// Runs every batch of `ctx.pois` through a timely dataflow on `workers` threads, handing each
+/// batch's output to `sink` in batch order as soon as it and all earlier batches are done.
+/// `progress` is told the size of every finished batch.
 pub fn run_batches(
     ctx: Arc<RunContext>,
     batch_size: usize,
     workers: usize,
-    on_batch: impl Fn(u64) + Send + Sync + 'static,
-) -> crate::Result<Vec<BatchOutput>> {
+    progress: impl Fn(u64) + Send + Sync + 'static,
+    sink: BatchSink,
+) -> crate::Result<()> {
     let n = ctx.pois.len();
     let batches: Vec<BatchRange> = (0..n.div_ceil(batch_size))
         .map(|b| BatchRange {
@@ -173,14 +197,16 @@ pub fn run_batches(
             len: ((n - b * batch_size).min(batch_size)) as u32,
         })
         .collect();
-    let sink: Arc<Mutex<Vec<BatchOutput>>> =
-        Arc::new(Mutex::new(Vec::with_capacity(batches.len())));
-    let sink_out = sink.clone();
-    let on_batch = Arc::new(on_batch);
+    let in_order = Arc::new(Mutex::new(InOrder {
+        next: 0,
+        pending: BTreeMap::new(),
+        sink,
+    }));
+    let progress = Arc::new(progress);
     let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
         use timely::dataflow::operators::vec::{Input, Map};
         use timely::dataflow::operators::{Exchange, Probe};
-        let (ctx, sink, on_batch) = (ctx.clone(), sink.clone(), on_batch.clone());
+        let (ctx, in_order, progress) = (ctx.clone(), in_order.clone(), progress.clone());
         let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, batches) = scope.new_input::<BatchRange>();
             let mut iso_ws = IsochroneWorkspace::new(&ctx.network);
@@ -190,8 +216,8 @@ pub fn run_batches(
                 .map(move |b| process_batch(&ctx, b, &mut iso_ws, &mut join_ws))
                 .exchange(|_: &BatchOutput| 0)
                 .map(move |out| {
-                    on_batch(out.batch.len as u64);
-                    sink.lock().unwrap_or_else(|e| e.into_inner()).push(out);
+                    progress(out.batch.len as u64);
+                    in_order.lock().unwrap_or_else(|e| e.into_inner()).push(out);
                 })
                 .probe();
             (input, probe)
@@ -213,7 +239,5 @@ pub fn run_batches(
     for r in guards.join() {
         r.map_err(|e| crate::Error::Config(format!("a worker failed: {e}")))?;
     }
-    let mut outputs = std::mem::take(&mut *sink_out.lock().unwrap_or_else(|e| e.into_inner()));
-    outputs.sort_by_key(|o| o.batch.id);
-    Ok(outputs)
+    Ok(())
 }

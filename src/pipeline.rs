@@ -6,12 +6,12 @@
 
 use crate::census::{AcsTable, BlockGroup};
 use crate::config::{Analysis, PoiSource, RunConfig};
-use crate::dataflow::{RunContext, run_batches};
+use crate::dataflow::{BatchOutput, RunContext, run_batches};
 use crate::error::{Error, Result};
 use crate::graph::Millis;
 use crate::graph::dijkstra::Workspace;
 use crate::osm::OsmRoads;
-use crate::output::{self, CensusRow, IsochroneFeature, RunReport};
+use crate::output::{self, CensusRow, IsochroneWriter, RunReport};
 use crate::poi::PoiInput;
 use crate::stages::census_join::Coverage;
 use crate::stages::distance::{network_nearest, straight_line_nearest};
@@ -20,7 +20,7 @@ use crate::stages::network::Network;
 use crate::types::Reject;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Everything a run reads, already parsed.
@@ -130,42 +130,45 @@ pub fn execute(
     let ctx = Arc::new(ctx);
     let pois = &ctx.pois;
 
-    // Isochrones, the join and the outlines, batch by batch on the dataflow's workers.
+    // Isochrones, the join and the outlines, batch by batch on the dataflow's workers; the
+    // sink takes batches in order, streams outlines to disk and keeps the small per-POI results.
     let progress = output::progress_bar(pois.len() as u64, "isochrones", show.quiet);
     let bar = progress.clone();
-    let outputs = timer.time("batches", || {
+    let acc = Arc::new(Mutex::new(BatchAccumulator::default()));
+    let geojson = Arc::new(Mutex::new(Some(IsochroneWriter::create(out)?)));
+    let (sink_acc, writer) = (acc.clone(), geojson.clone());
+    timer.time("batches", || {
         run_batches(
             ctx.clone(),
             analysis.batch_size,
             show.workers.max(1),
             move |n| bar.inc(n),
+            Box::new(move |o| {
+                let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+                sink_acc
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add(o, w.as_mut());
+            }),
         )
     })?;
     progress.finish_and_clear();
-
-    // Accumulate in batch order, so results do not depend on workers or arrival order.
-    let mut coverage = Coverage::default();
-    let mut reach_by_bg: BTreeMap<u32, Vec<Millis>> = BTreeMap::new();
-    let mut snaps = Vec::new();
-    let mut stage_rejects: Vec<Reject> = Vec::new();
-    let mut features: Vec<IsochroneFeature> = Vec::new();
-    let mut settled_total = 0u64;
-    let mut stage_seconds = [0.0; 3];
-    for o in outputs {
-        for (k, s) in o.stage_seconds.iter().enumerate() {
-            stage_seconds[k] += s;
-        }
-        for p in o.processed {
-            for (bg, t) in p.reach {
-                reach_by_bg.entry(bg).or_default().push(t);
-            }
-            settled_total += p.settled_nodes as u64;
-            snaps.push((p.poi, p.snap));
-        }
-        coverage.add_cells(&o.coverage);
-        features.extend(o.features);
-        stage_rejects.extend(o.rejects.into_iter().map(|(_, r)| r));
+    let acc = std::mem::take(&mut *acc.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(e) = acc.write_error {
+        return Err(e);
     }
+    if let Some(w) = geojson.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        w.finish()?;
+    }
+    let BatchAccumulator {
+        coverage,
+        reach_by_bg,
+        snaps,
+        rejects: stage_rejects,
+        settled_total,
+        stage_seconds,
+        ..
+    } = acc;
     for (stage, s) in ["isochrone", "census_join", "polygons"]
         .iter()
         .zip(stage_seconds)
@@ -233,7 +236,6 @@ pub fn execute(
                 analysis,
                 pois,
                 rows: &rows,
-                features: &features,
                 rejects: &rejects,
                 acs_variables: &inputs.acs.variables,
                 records_in: inputs.pois.records,
@@ -297,5 +299,43 @@ pub fn town_inputs(town: crate::demo::Town) -> Inputs {
         block_groups: town.block_groups,
         acs: town.acs,
         described: vec![("demo".into(), "embedded synthetic town".into())],
+    }
+}
+
+/// What the sink keeps of every batch, in batch order: everything but the outlines, which go
+/// straight to `isochrones.geojson`.
+#[derive(Default)]
+struct BatchAccumulator {
+    coverage: Coverage,
+    reach_by_bg: BTreeMap<u32, Vec<Millis>>,
+    snaps: Vec<(u32, crate::graph::snap::Snap)>,
+    rejects: Vec<Reject>,
+    settled_total: u64,
+    stage_seconds: [f64; 3],
+    write_error: Option<Error>,
+}
+
+impl BatchAccumulator {
+    fn add(&mut self, o: BatchOutput, geojson: Option<&mut IsochroneWriter>) {
+        for (k, s) in o.stage_seconds.iter().enumerate() {
+            self.stage_seconds[k] += s;
+        }
+        for p in o.processed {
+            for (bg, t) in p.reach {
+                self.reach_by_bg.entry(bg).or_default().push(t);
+            }
+            self.settled_total += p.settled_nodes as u64;
+            self.snaps.push((p.poi, p.snap));
+        }
+        self.coverage.add_cells(&o.coverage);
+        self.rejects.extend(o.rejects.into_iter().map(|(_, r)| r));
+        if let (Some(w), None) = (geojson, &self.write_error) {
+            for f in &o.features {
+                if let Err(e) = w.write(f) {
+                    self.write_error = Some(e);
+                    break;
+                }
+            }
+        }
     }
 }

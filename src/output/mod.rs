@@ -1,6 +1,6 @@
-//! The sinks: `census.csv`, `isochrones.geojson`, `rejects.csv`, `run.json`, and the summary
-//! on stderr. Files are written to a temporary name and renamed, so a reader never sees half a
-//! file.
+//! The sinks: `census.csv`, `isochrones.geojson` (streamed as batches complete), `rejects.csv`,
+//! `run.json`, and the summary on stderr. Files are written to a temporary name and renamed,
+//! so a reader never sees half a file.
 
 use crate::config::Analysis;
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The fixed columns of `census.csv`, before one column per ACS variable.
 pub const CENSUS_COLUMNS: [&str; 17] = [
@@ -109,8 +109,6 @@ pub struct RunOutputs<'a> {
     pub pois: &'a [Poi],
     /// Census rows, sorted by travel time then GEOID.
     pub rows: &'a [CensusRow],
-    /// Isochrone features, by POI then travel time.
-    pub features: &'a [IsochroneFeature],
     /// Every POI not processed.
     pub rejects: &'a [Reject],
     /// ACS variable codes in column order.
@@ -272,12 +270,10 @@ fn population_column(vars: &[String]) -> Option<usize> {
         .find_map(|code| vars.iter().position(|v| v == code))
 }
 
-/// Writes census.csv, isochrones.geojson and rejects.csv; returns the report (without timings).
+/// Writes census.csv and rejects.csv (isochrones.geojson is streamed by [`IsochroneWriter`]);
+/// returns the report (without timings).
 pub fn write_all(dir: &Path, o: &RunOutputs<'_>) -> Result<RunReport> {
     write_atomic(&dir.join("census.csv"), |w| write_census_csv(w, o))?;
-    write_atomic(&dir.join("isochrones.geojson"), |w| {
-        write_isochrones(w, o.features)
-    })?;
     write_atomic(&dir.join("rejects.csv"), |w| write_rejects(w, o.rejects))?;
 
     let pop = population_column(o.acs_variables);
@@ -434,40 +430,100 @@ fn write_rejects(w: &mut dyn Write, rejects: &[Reject]) -> std::io::Result<()> {
     csv.flush()
 }
 
-/// GeoJSON FeatureCollection, coordinates as lon/lat with 7 decimals (about 1 cm).
-fn write_isochrones(w: &mut dyn Write, features: &[IsochroneFeature]) -> std::io::Result<()> {
-    w.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[")?;
-    let mut buf = String::new();
-    for (k, f) in features.iter().enumerate() {
-        buf.clear();
-        if k > 0 {
-            buf.push(',');
+/// `isochrones.geojson`, streamed feature by feature as batches complete, into a temporary
+/// file that replaces the real one on [`IsochroneWriter::finish`]. Dropped unfinished (a run
+/// that failed), it removes the temporary file: no partial output is ever left.
+pub struct IsochroneWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    w: Option<std::io::BufWriter<std::fs::File>>,
+    count: usize,
+    buf: String,
+}
+
+impl IsochroneWriter {
+    /// Starts `isochrones.geojson` in `dir`.
+    pub fn create(dir: &Path) -> Result<IsochroneWriter> {
+        let path = dir.join("isochrones.geojson");
+        let tmp = dir.join("isochrones.geojson.tmp");
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::output(&tmp, e))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+        w.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[")
+            .map_err(|e| Error::output(&tmp, e))?;
+        Ok(IsochroneWriter {
+            path,
+            tmp,
+            w: Some(w),
+            count: 0,
+            buf: String::new(),
+        })
+    }
+
+    /// Appends one feature.
+    pub fn write(&mut self, f: &IsochroneFeature) -> Result<()> {
+        self.buf.clear();
+        if self.count > 0 {
+            self.buf.push(',');
         }
-        let props = serde_json::json!({
-            "poi_id": f.poi_id, "name": f.name, "minutes": f.minutes, "mode": f.mode.as_str(),
-            "area_km2": (f.area_km2 * 1e6).round() / 1e6,
-        });
-        let _ = write!(
-            buf,
-            "\n{{\"type\":\"Feature\",\"properties\":{props},\"geometry\":{{\"type\":\"MultiPolygon\",\"coordinates\":["
-        );
-        for (pi, poly) in f.outline.0.iter().enumerate() {
-            buf.push_str(if pi > 0 { ",[" } else { "[" });
-            for (ri, ring) in std::iter::once(poly.exterior())
-                .chain(poly.interiors())
-                .enumerate()
-            {
-                buf.push_str(if ri > 0 { ",[" } else { "[" });
-                for (ci, c) in ring.0.iter().enumerate() {
-                    let (lon, lat) = from_5070(*c);
-                    let _ = write!(buf, "{}[{lon:.7},{lat:.7}]", if ci > 0 { "," } else { "" });
-                }
-                buf.push(']');
+        feature_json(&mut self.buf, f);
+        self.count += 1;
+        let w = self
+            .w
+            .as_mut()
+            .ok_or_else(|| Error::output(&self.path, "already finished"))?;
+        w.write_all(self.buf.as_bytes())
+            .map_err(|e| Error::output(&self.tmp, e))
+    }
+
+    /// Closes the collection and moves the file into place.
+    pub fn finish(mut self) -> Result<()> {
+        let mut w = self
+            .w
+            .take()
+            .ok_or_else(|| Error::output(&self.path, "already finished"))?;
+        w.write_all(b"\n]}\n")
+            .map_err(|e| Error::output(&self.tmp, e))?;
+        w.flush().map_err(|e| Error::output(&self.tmp, e))?;
+        w.get_ref()
+            .sync_all()
+            .map_err(|e| Error::output(&self.tmp, e))?;
+        drop(w);
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::output(&self.path, e))
+    }
+}
+
+impl Drop for IsochroneWriter {
+    fn drop(&mut self) {
+        if self.w.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// One GeoJSON feature, coordinates as lon/lat with 7 decimals (about 1 cm).
+fn feature_json(buf: &mut String, f: &IsochroneFeature) {
+    let props = serde_json::json!({
+        "poi_id": f.poi_id, "name": f.name, "minutes": f.minutes, "mode": f.mode.as_str(),
+        "area_km2": (f.area_km2 * 1e6).round() / 1e6,
+    });
+    let _ = write!(
+        buf,
+        "\n{{\"type\":\"Feature\",\"properties\":{props},\"geometry\":{{\"type\":\"MultiPolygon\",\"coordinates\":["
+    );
+    for (pi, poly) in f.outline.0.iter().enumerate() {
+        buf.push_str(if pi > 0 { ",[" } else { "[" });
+        for (ri, ring) in std::iter::once(poly.exterior())
+            .chain(poly.interiors())
+            .enumerate()
+        {
+            buf.push_str(if ri > 0 { ",[" } else { "[" });
+            for (ci, c) in ring.0.iter().enumerate() {
+                let (lon, lat) = from_5070(*c);
+                let _ = write!(buf, "{}[{lon:.7},{lat:.7}]", if ci > 0 { "," } else { "" });
             }
             buf.push(']');
         }
-        buf.push_str("]}}");
-        w.write_all(buf.as_bytes())?;
+        buf.push(']');
     }
-    w.write_all(b"\n]}\n")
+    buf.push_str("]}}");
 }

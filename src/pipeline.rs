@@ -47,9 +47,15 @@ pub struct RunOptions {
 }
 
 /// Reads every input file named by `cfg`, timing each read into `timings`.
-pub fn load_inputs(cfg: &RunConfig, timings: &mut Vec<(String, f64)>) -> Result<Inputs> {
+pub fn load_inputs(
+    cfg: &RunConfig,
+    timings: &mut Vec<(String, f64)>,
+    quiet: bool,
+) -> Result<Inputs> {
     let t = Instant::now();
+    let spin = output::spinner(&format!("reading {}", cfg.network.display()), quiet);
     let roads = crate::osm::pbf::read_roads(&cfg.network)?;
+    spin.finish_and_clear();
     timings.push(("read_network".into(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
     let pois = match &cfg.pois {
@@ -66,11 +72,13 @@ pub fn load_inputs(cfg: &RunConfig, timings: &mut Vec<(String, f64)>) -> Result<
     };
     timings.push(("read_pois".into(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
+    let spin = output::spinner("reading block groups and ACS values", quiet);
     let block_groups = crate::census::boundaries::read_block_groups(&cfg.block_groups)?;
     let acs = match &cfg.acs {
         Some(p) => crate::census::acs::read_acs(p, &cfg.analysis.variables)?,
         None => AcsTable::default(),
     };
+    spin.finish_and_clear();
     timings.push(("read_census".into(), t.elapsed().as_secs_f64()));
     let path = |p: &Path| p.display().to_string();
     let mut described = vec![
@@ -115,9 +123,14 @@ pub fn execute(
     };
     let mut timer = StageTimer::default();
 
+    let spin = output::spinner(
+        &format!("building the {} network", analysis.mode),
+        show.quiet,
+    );
     let network = timer.time("network", || {
         Network::from_roads(&inputs.roads, analysis.mode, analysis.direction)
     });
+    spin.finish_and_clear();
     drop(inputs.roads);
     let ctx = timer.time("prepare", || {
         RunContext::new(
@@ -261,7 +274,7 @@ pub fn execute(
 /// Runs the job described by `cfg`.
 pub fn run(cfg: &RunConfig, show: RunOptions) -> Result<RunReport> {
     let mut timings = Vec::new();
-    let inputs = load_inputs(cfg, &mut timings)?;
+    let inputs = load_inputs(cfg, &mut timings, show.quiet)?;
     execute(&cfg.analysis, inputs, &cfg.out, timings, show)
 }
 

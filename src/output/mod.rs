@@ -263,6 +263,25 @@ pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     pb
 }
 
+/// A spinner on stderr for a step of unknown length (reading an input), hidden when quiet or
+/// when stderr is not a terminal. Finish it with `finish_and_clear`.
+pub fn spinner(what: &str, quiet: bool) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(
+        None,
+        if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        pb.set_style(style);
+    }
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
 /// The population variable among the joined ones, if any.
 fn population_column(vars: &[String]) -> Option<usize> {
     ["B01003_001E", "B01001_001E"]

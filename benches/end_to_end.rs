@@ -44,12 +44,17 @@ fn main() {
         ..Default::default()
     })
     .unwrap();
+    let cfg = RunConfig {
+        checkpoint: Some(dir.path().join("checkpoint")),
+        ..cfg
+    };
     let t = Instant::now();
     let report = pipeline::run(
         &cfg,
         RunOptions {
             quiet: true,
             workers,
+            fresh: false,
         },
     )
     .unwrap();

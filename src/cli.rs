@@ -86,6 +86,16 @@ pub struct RunArgs {
     /// POIs per batch.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Checkpoint directory (RocksDB; default `checkpoints/<run name>/`). Running the same
+    /// command again resumes from it.
+    #[arg(long, conflicts_with = "no_checkpoint")]
+    pub checkpoint: Option<PathBuf>,
+    /// Run without a checkpoint.
+    #[arg(long)]
+    pub no_checkpoint: bool,
+    /// Discard an existing checkpoint (made with another configuration, or corrupt) and start over.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 impl RunArgs {
@@ -108,6 +118,7 @@ impl RunArgs {
             buffer_m: self.buffer_m,
             max_hole_km2: self.max_hole_km2,
             batch_size: self.batch_size,
+            checkpoint: self.checkpoint.clone(),
         }
     }
 }

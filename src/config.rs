@@ -45,6 +45,8 @@ pub struct RunSettings {
     pub max_hole_km2: Option<f64>,
     /// POIs per batch.
     pub batch_size: Option<usize>,
+    /// Checkpoint directory (default `checkpoints/<run name>/`).
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// Travel times as a number, a list, or a comma-separated string.
@@ -114,6 +116,7 @@ impl RunSettings {
             buffer_m: flags.buffer_m.or(self.buffer_m),
             max_hole_km2: flags.max_hole_km2.or(self.max_hole_km2),
             batch_size: flags.batch_size.or(self.batch_size),
+            checkpoint: flags.checkpoint.or(self.checkpoint),
         }
     }
 }
@@ -144,6 +147,8 @@ pub struct RunConfig {
     pub analysis: Analysis,
     /// Output directory.
     pub out: PathBuf,
+    /// Checkpoint directory; `None` runs without checkpoints.
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// The settings that shape the results (as opposed to where inputs come from).
@@ -286,14 +291,28 @@ impl RunConfig {
                 ));
             }
         };
+        let out = s.out.unwrap_or_else(|| PathBuf::from("out"));
+        // The run name names the default checkpoint: the flow file's name, else the output
+        // directory's.
+        let name = s.name.clone().unwrap_or_else(|| {
+            out.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into())
+        });
+        let checkpoint = Some(
+            s.checkpoint
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("checkpoints").join(&name)),
+        );
         Ok(RunConfig {
-            name: s.name.unwrap_or_else(|| "run".into()),
+            name,
+            checkpoint,
             pois,
             network: need(s.network, "road network", "network")?,
             block_groups: need(s.block_groups, "block groups", "block-groups")?,
             acs: s.acs,
             analysis,
-            out: s.out.unwrap_or_else(|| PathBuf::from("out")),
+            out,
         })
     }
 }

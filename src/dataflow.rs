@@ -1,5 +1,5 @@
 //! The batch loop as a timely dataflow: worker 0 feeds POI batches, one timestamp per batch,
-//! never more than [`MAX_BATCHES_IN_FLIGHT`] ahead of the sink; batches are spread over the
+//! never more than one batch per worker ahead of the sink; batches are spread over the
 //! workers, each of which runs the isochrone, census-join and outline stages with its own
 //! workspaces over a shared read-only context; results flow back to worker 0's sink.
 //!
@@ -7,6 +7,7 @@
 //! the order in which batches finish.
 
 use crate::census::BlockGroup;
+use crate::checkpoint::Checkpoint;
 use crate::geom::grid::Cell;
 use crate::graph::Millis;
 use crate::graph::snap::Snap;
@@ -19,10 +20,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// How many batches the source may run ahead of the sink: memory is bounded by this many
-/// batches' results, not by the input size.
-pub const MAX_BATCHES_IN_FLIGHT: u64 = 4;
 
 /// What every worker reads and nobody writes (the census index fills its per-block-group cell
 /// overlaps lazily, thread-safely).
@@ -119,6 +116,7 @@ pub fn process_batch(
         iso_ws,
     );
     let t_iso = t.elapsed().as_secs_f64();
+    fault_point("compute", batch.id);
     let t = Instant::now();
     let mut coverage = Coverage::default();
     let mut processed = Vec::with_capacity(result.isochrones.len());
@@ -161,21 +159,77 @@ pub fn process_batch(
 /// Receives batch outputs in batch order, on worker 0's thread.
 pub type BatchSink = Box<dyn FnMut(BatchOutput) + Send>;
 
-/// Puts batch outputs back in batch order before handing them to the sink. Backpressure bounds
-/// how many can wait here.
+/// Puts batch outputs back in batch order before handing them to the sink, committing each
+/// computed batch to the checkpoint first and replaying batches committed by an earlier run.
+/// Backpressure bounds how many can wait here.
 struct InOrder {
     next: u64,
+    total: u64,
     pending: BTreeMap<u64, BatchOutput>,
+    resumed: std::collections::BTreeSet<u64>,
+    checkpoint: Option<Arc<Checkpoint>>,
     sink: BatchSink,
+    error: Option<crate::Error>,
 }
 
 impl InOrder {
     fn push(&mut self, out: BatchOutput) {
+        if let Some(cp) = &self.checkpoint {
+            if let Err(e) = cp.commit(&out) {
+                self.error.get_or_insert(e);
+            }
+            fault_point("commit", out.batch.id);
+        }
         self.pending.insert(out.batch.id, out);
-        while let Some(o) = self.pending.remove(&self.next) {
-            (self.sink)(o);
+        self.drain();
+    }
+
+    /// Hands every batch that is next in order to the sink.
+    fn drain(&mut self) {
+        while self.next < self.total {
+            let out = if let Some(o) = self.pending.remove(&self.next) {
+                o
+            } else if self.resumed.contains(&self.next) {
+                match self.checkpoint.as_ref().map(|cp| cp.load(self.next)) {
+                    Some(Ok(o)) => o,
+                    Some(Err(e)) => {
+                        self.error.get_or_insert(e);
+                        return;
+                    }
+                    None => return,
+                }
+            } else {
+                return;
+            };
+            (self.sink)(out);
             self.next += 1;
         }
+    }
+}
+
+/// Batches of a run and how many were taken from the checkpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchCounts {
+    /// Batches of the run.
+    pub batches_total: u64,
+    /// Batches read back from the checkpoint.
+    pub batches_resumed: u64,
+    /// Batches computed by this run.
+    pub batches_computed: u64,
+}
+
+/// Test hook: when `SOCIALMAPPER_FAULT` is `POINT:BATCH` (`compute:3`, `commit:3`, `sink:3`),
+/// the process kills itself with SIGKILL there, as a crash or pre-emption would. Nothing else
+/// reads this variable.
+pub fn fault_point(point: &str, batch: u64) {
+    let Ok(spec) = std::env::var("SOCIALMAPPER_FAULT") else {
+        return;
+    };
+    if spec == format!("{point}:{batch}") {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
+        std::process::abort();
     }
 }
 
@@ -187,8 +241,9 @@ pub fn run_batches(
     batch_size: usize,
     workers: usize,
     progress: impl Fn(u64) + Send + Sync + 'static,
+    checkpoint: Option<Arc<Checkpoint>>,
     sink: BatchSink,
-) -> crate::Result<()> {
+) -> crate::Result<BatchCounts> {
     let n = ctx.pois.len();
     let batches: Vec<BatchRange> = (0..n.div_ceil(batch_size))
         .map(|b| BatchRange {
@@ -197,12 +252,45 @@ pub fn run_batches(
             len: ((n - b * batch_size).min(batch_size)) as u32,
         })
         .collect();
+    let resumed: std::collections::BTreeSet<u64> = match &checkpoint {
+        Some(cp) => cp
+            .committed()?
+            .into_iter()
+            .filter(|id| (*id as usize) < batches.len())
+            .collect(),
+        None => Default::default(),
+    };
+    let counts = BatchCounts {
+        batches_total: batches.len() as u64,
+        batches_resumed: resumed.len() as u64,
+        batches_computed: (batches.len() - resumed.len()) as u64,
+    };
+    progress(
+        batches
+            .iter()
+            .filter(|b| resumed.contains(&b.id))
+            .map(|b| b.len as u64)
+            .sum(),
+    );
+    let to_compute: Vec<BatchRange> = batches
+        .iter()
+        .filter(|b| !resumed.contains(&b.id))
+        .copied()
+        .collect();
     let in_order = Arc::new(Mutex::new(InOrder {
         next: 0,
+        total: batches.len() as u64,
         pending: BTreeMap::new(),
+        resumed,
+        checkpoint,
         sink,
+        error: None,
     }));
+    // Batches already in the checkpoint before the first one to compute go to the sink now.
+    in_order.lock().unwrap_or_else(|e| e.into_inner()).drain();
+    let in_order_end = in_order.clone();
     let progress = Arc::new(progress);
+    let in_flight = workers.max(1) as u64;
     let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
         use timely::dataflow::operators::vec::{Input, Map};
         use timely::dataflow::operators::{Exchange, Probe};
@@ -223,11 +311,14 @@ pub fn run_batches(
             (input, probe)
         });
         if worker.index() == 0 {
-            for b in &batches {
+            for b in &to_compute {
                 input.send(*b);
                 input.advance_to(b.id + 1);
-                // Backpressure: wait until the sink is at most MAX_BATCHES_IN_FLIGHT behind.
-                let bound = (b.id + 1).saturating_sub(MAX_BATCHES_IN_FLIGHT);
+                // Backpressure: at most one batch per worker between source and sink. Memory is
+                // bounded by that many batches' results, not by the input; and a batch a worker
+                // finished is committed before it starts another, so a crash loses at most the
+                // batch each worker was computing.
+                let bound = (b.id + 1).saturating_sub(in_flight);
                 worker.step_while(|| probe.less_than(&bound));
             }
         }
@@ -239,5 +330,16 @@ pub fn run_batches(
     for r in guards.join() {
         r.map_err(|e| crate::Error::Config(format!("a worker failed: {e}")))?;
     }
-    Ok(())
+    let mut in_order = in_order_end.lock().unwrap_or_else(|e| e.into_inner());
+    in_order.drain();
+    if let Some(e) = in_order.error.take() {
+        return Err(e);
+    }
+    if in_order.next != in_order.total {
+        return Err(crate::Error::Config(format!(
+            "internal: only {} of {} batches reached the sink",
+            in_order.next, in_order.total
+        )));
+    }
+    Ok(counts)
 }

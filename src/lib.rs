@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod census;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod dataflow;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let show = RunOptions {
         quiet: cli.quiet,
         workers: cli.workers,
+        fresh: false,
     };
     let result = match cli.command {
         Command::Run(args) => run(*args, show),
@@ -44,8 +45,18 @@ fn run(args: socialmapper::cli::RunArgs, show: RunOptions) -> socialmapper::Resu
         Some(flow) => RunSettings::from_flow_file(flow)?.overridden_by(args.settings()),
         None => args.settings(),
     };
-    let cfg = RunConfig::resolve(settings)?;
-    pipeline::run(&cfg, show).map(|_| ())
+    let mut cfg = RunConfig::resolve(settings)?;
+    if args.no_checkpoint {
+        cfg.checkpoint = None;
+    }
+    pipeline::run(
+        &cfg,
+        RunOptions {
+            fresh: args.fresh,
+            ..show
+        },
+    )
+    .map(|_| ())
 }
 
 fn demo(args: DemoArgs, show: RunOptions) -> socialmapper::Result<()> {
@@ -60,5 +71,5 @@ fn demo(args: DemoArgs, show: RunOptions) -> socialmapper::Result<()> {
         ..Default::default()
     })?;
     let inputs = pipeline::town_inputs(town);
-    pipeline::execute(&analysis, inputs, &args.out, Vec::new(), show).map(|_| ())
+    pipeline::execute(&analysis, inputs, &args.out, Vec::new(), show, None).map(|_| ())
 }

@@ -5,6 +5,7 @@
 //! is explicit here so that the dataflow version can hold the same state in operators.
 
 use crate::census::{AcsTable, BlockGroup};
+use crate::checkpoint::{Checkpoint, Fingerprint, file_identity};
 use crate::config::{Analysis, PoiSource, RunConfig};
 use crate::dataflow::{BatchOutput, RunContext, run_batches};
 use crate::error::{Error, Result};
@@ -37,13 +38,15 @@ pub struct Inputs {
     pub described: Vec<(String, String)>,
 }
 
-/// Options that do not change results: presentation and parallelism.
+/// Options that do not change results: presentation, parallelism, checkpoint handling.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
     /// No progress bars and no summary.
     pub quiet: bool,
     /// Worker threads of the dataflow (0 or 1: one).
     pub workers: usize,
+    /// Discard an existing checkpoint instead of resuming from it.
+    pub fresh: bool,
 }
 
 /// Reads every input file named by `cfg`, timing each read into `timings`.
@@ -111,6 +114,7 @@ pub fn execute(
     out: &Path,
     mut timings: Vec<(String, f64)>,
     show: RunOptions,
+    checkpoint: Option<Arc<Checkpoint>>,
 ) -> Result<RunReport> {
     let started = Instant::now();
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, e))?;
@@ -150,18 +154,21 @@ pub fn execute(
     let acc = Arc::new(Mutex::new(BatchAccumulator::default()));
     let geojson = Arc::new(Mutex::new(Some(IsochroneWriter::create(out)?)));
     let (sink_acc, writer) = (acc.clone(), geojson.clone());
-    timer.time("batches", || {
+    let batch_counts = timer.time("batches", || {
         run_batches(
             ctx.clone(),
             analysis.batch_size,
             show.workers.max(1),
             move |n| bar.inc(n),
+            checkpoint,
             Box::new(move |o| {
+                let id = o.batch.id;
                 let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
                 sink_acc
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .add(o, w.as_mut());
+                crate::dataflow::fault_point("sink", id);
             }),
         )
     })?;
@@ -263,7 +270,8 @@ pub fn execute(
     let reading: f64 = timings.iter().map(|t| t.1).sum();
     timings.extend(timer.0);
     timings.push(("total".into(), reading + started.elapsed().as_secs_f64()));
-    let report = report.with_timings(timings);
+    let mut report = report.with_timings(timings);
+    report.batches = batch_counts;
     output::write_run_json(out, &report)?;
     if !show.quiet {
         eprint!("{}", report.summary());
@@ -273,9 +281,37 @@ pub fn execute(
 
 /// Runs the job described by `cfg`.
 pub fn run(cfg: &RunConfig, show: RunOptions) -> Result<RunReport> {
+    let checkpoint = match &cfg.checkpoint {
+        Some(dir) => Some(Arc::new(Checkpoint::open(
+            dir,
+            &fingerprint(cfg)?,
+            show.fresh,
+        )?)),
+        None => None,
+    };
     let mut timings = Vec::new();
     let inputs = load_inputs(cfg, &mut timings, show.quiet)?;
-    execute(&cfg.analysis, inputs, &cfg.out, timings, show)
+    execute(&cfg.analysis, inputs, &cfg.out, timings, show, checkpoint)
+}
+
+/// What the results of `cfg` depend on: the analysis settings and the input files' identities.
+pub fn fingerprint(cfg: &RunConfig) -> Result<Fingerprint> {
+    let mut inputs = vec![
+        file_identity("network", &cfg.network)?,
+        file_identity("block_groups", &cfg.block_groups)?,
+    ];
+    match &cfg.pois {
+        PoiSource::File(p) => inputs.push(file_identity("pois", p)?),
+        PoiSource::OsmTag(t) => inputs.push(("poi_tag".into(), t.clone(), 0, 0)),
+    }
+    if let Some(a) = &cfg.acs {
+        inputs.push(file_identity("acs", a)?);
+    }
+    Ok(Fingerprint {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        analysis: toml::to_string(&cfg.analysis).map_err(|e| Error::Config(e.to_string()))?,
+        inputs,
+    })
 }
 
 /// The default output directory of a run without `--out`.

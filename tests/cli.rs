@@ -25,6 +25,7 @@ fn run_dc(pois: &Path, network: &str, block_groups: &str, out: &Path) -> Output 
     socialmapper(&[
         "run",
         "-q",
+        "--no-checkpoint",
         "--pois",
         &pois.display().to_string(),
         "--network",
@@ -132,7 +133,13 @@ fn missing_and_corrupt_files_fail_with_name_and_cause() {
         "no partial output after a fatal error"
     );
 
-    let o = socialmapper(&["run", "-q", "--pois", &pois.display().to_string()]);
+    let o = socialmapper(&[
+        "run",
+        "-q",
+        "--no-checkpoint",
+        "--pois",
+        &pois.display().to_string(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("network"), "{}", stderr(&o));
 }
@@ -145,6 +152,7 @@ fn flow_file_with_flag_overrides() {
     let o = socialmapper(&[
         "run",
         "-q",
+        "--no-checkpoint",
         &flow.display().to_string(),
         "--out",
         &out.display().to_string(),
@@ -223,6 +231,7 @@ fn workers_and_batch_sizes_do_not_change_outputs() {
         let o = socialmapper(&[
             "run",
             "-q",
+            "--no-checkpoint",
             "-w",
             workers,
             "--batch-size",

@@ -40,11 +40,16 @@ fn run_dupont(mode: &str, minutes: &str, out: &Path) -> (Vec<String>, Vec<Vec<St
         ..Default::default()
     })
     .unwrap();
+    let cfg = RunConfig {
+        checkpoint: None,
+        ..cfg
+    };
     pipeline::run(
         &cfg,
         RunOptions {
             quiet: true,
             workers: 1,
+            fresh: false,
         },
     )
     .unwrap();

@@ -146,8 +146,10 @@ pub struct RunReport {
     pub timings_s: Vec<(String, f64)>,
     /// Files written.
     pub outputs: Vec<String>,
-    /// Nodes settled by all isochrone searches (routing work).
+    /// Nodes settled by all isochrone searches (routing work; counts resumed batches too).
     pub settled_nodes: u64,
+    /// Batches of the run, and how many came from the checkpoint.
+    pub batches: crate::dataflow::BatchCounts,
 }
 
 /// POI counts.
@@ -239,6 +241,14 @@ impl RunReport {
             .find(|(k, _)| k == "total")
             .map(|t| t.1)
             .unwrap_or(0.0);
+        if self.batches.batches_resumed > 0 {
+            let b = &self.batches;
+            let _ = writeln!(
+                s,
+                "  resumed {} of {} batches from the checkpoint, computed {}",
+                b.batches_resumed, b.batches_total, b.batches_computed
+            );
+        }
         let _ = writeln!(s, "  wrote {} in {:.2} s", self.outputs.join(", "), total);
         s
     }
@@ -354,6 +364,7 @@ pub fn write_all(dir: &Path, o: &RunOutputs<'_>) -> Result<RunReport> {
         .map(String::from)
         .to_vec(),
         settled_nodes: o.settled_nodes,
+        batches: Default::default(),
     })
 }
 

@@ -151,7 +151,10 @@ pub fn execute(
     // sink takes batches in order, streams outlines to disk and keeps the small per-POI results.
     let progress = output::progress_bar(pois.len() as u64, "isochrones", show.quiet);
     let bar = progress.clone();
-    let acc = Arc::new(Mutex::new(BatchAccumulator::default()));
+    let acc = Arc::new(Mutex::new(BatchAccumulator {
+        limits: params.travel_times_min.iter().map(|m| minutes_to_ms(*m)).collect(),
+        ..Default::default()
+    }));
     let geojson = Arc::new(Mutex::new(Some(IsochroneWriter::create(out)?)));
     let (sink_acc, writer) = (acc.clone(), geojson.clone());
     let batch_counts = timer.time("batches", || {
@@ -221,10 +224,10 @@ pub fn execute(
     // Rows: one per travel time and reached block group, by travel time then GEOID (block
     // groups are indexed in GEOID order).
     let mut rows = Vec::new();
-    for &minutes in &params.travel_times_min {
+    for (ti, &minutes) in params.travel_times_min.iter().enumerate() {
         let limit = minutes_to_ms(minutes);
         for (r, &bg) in reported.iter().enumerate() {
-            let reaching = reach_by_bg[&bg].iter().filter(|t| **t <= limit).count();
+            let reaching = reach_by_bg[&bg][ti];
             if reaching == 0 {
                 continue;
             }
@@ -235,7 +238,7 @@ pub fn execute(
                 straight: straight[r],
                 network: network_near[r],
                 coverage_share: coverage.share(census, bg, limit),
-                pois_reaching: reaching as u32,
+                pois_reaching: reaching,
                 minutes,
                 acs: inputs.acs.rows.get(&prepared.geoid).cloned(),
             });
@@ -356,7 +359,11 @@ pub fn town_inputs(town: crate::demo::Town) -> Inputs {
 #[derive(Default)]
 struct BatchAccumulator {
     coverage: Coverage,
-    reach_by_bg: BTreeMap<u32, Vec<Millis>>,
+    /// Per block group, how many POIs reach it within each travel time (counts, not lists:
+    /// memory does not grow with the number of POIs).
+    reach_by_bg: BTreeMap<u32, Vec<u32>>,
+    /// The travel-time limits, ms, ascending.
+    limits: Vec<Millis>,
     snaps: Vec<(u32, crate::graph::snap::Snap)>,
     rejects: Vec<Reject>,
     settled_total: u64,
@@ -371,7 +378,10 @@ impl BatchAccumulator {
         }
         for p in o.processed {
             for (bg, t) in p.reach {
-                self.reach_by_bg.entry(bg).or_default().push(t);
+                let counts = self.reach_by_bg.entry(bg).or_insert_with(|| vec![0; self.limits.len()]);
+                for (c, limit) in counts.iter_mut().zip(&self.limits) {
+                    *c += u32::from(t <= *limit);
+                }
             }
             self.settled_total += p.settled_nodes as u64;
             self.snaps.push((p.poi, p.snap));

@@ -152,7 +152,11 @@ pub fn execute(
     let progress = output::progress_bar(pois.len() as u64, "isochrones", show.quiet);
     let bar = progress.clone();
     let acc = Arc::new(Mutex::new(BatchAccumulator {
-        limits: params.travel_times_min.iter().map(|m| minutes_to_ms(*m)).collect(),
+        limits: params
+            .travel_times_min
+            .iter()
+            .map(|m| minutes_to_ms(*m))
+            .collect(),
         ..Default::default()
     }));
     let geojson = Arc::new(Mutex::new(Some(IsochroneWriter::create(out)?)));
@@ -378,7 +382,10 @@ impl BatchAccumulator {
         }
         for p in o.processed {
             for (bg, t) in p.reach {
-                let counts = self.reach_by_bg.entry(bg).or_insert_with(|| vec![0; self.limits.len()]);
+                let counts = self
+                    .reach_by_bg
+                    .entry(bg)
+                    .or_insert_with(|| vec![0; self.limits.len()]);
                 for (c, limit) in counts.iter_mut().zip(&self.limits) {
                     *c += u32::from(t <= *limit);
                 }

@@ -30,6 +30,26 @@ pub enum Command {
     Demo(DemoArgs),
     /// List the ACS variable names this tool knows and their codes.
     Variables,
+    /// Write a deterministic synthetic region of any size (a real .osm.pbf, block groups, ACS
+    /// values, POIs and a flow.toml) for benchmarks.
+    Synth(SynthArgs),
+}
+
+/// Flags of `socialmapper synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Approximate number of road nodes.
+    #[arg(long, default_value_t = 100_000)]
+    pub nodes: usize,
+    /// Number of POIs.
+    #[arg(long, default_value_t = 1_000)]
+    pub pois: usize,
+    /// Seed: the same flags give the same files.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Flags of `socialmapper run`.

@@ -20,6 +20,7 @@ pub mod output;
 pub mod pipeline;
 pub mod poi;
 pub mod stages;
+pub mod synth;
 pub mod testdata;
 pub mod types;
 

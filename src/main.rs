@@ -24,6 +24,26 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(*args, show),
         Command::Demo(args) => demo(args, show),
+        Command::Synth(args) => {
+            let spec = socialmapper::synth::SynthSpec {
+                nodes: args.nodes,
+                pois: args.pois,
+                seed: args.seed,
+            };
+            socialmapper::synth::write_region(&spec, &args.out).map(|s| {
+                if !cli.quiet {
+                    eprintln!(
+                        "socialmapper: wrote {} nodes, {} ways, {} block groups, {} POIs to {}; run it with `socialmapper run {}`",
+                        s.nodes,
+                        s.ways,
+                        s.block_groups,
+                        s.pois,
+                        args.out.display(),
+                        args.out.join("flow.toml").display()
+                    );
+                }
+            })
+        }
         Command::Variables => {
             for (name, codes) in socialmapper::census::variables::known() {
                 println!("{name:<28} {}", codes.join(","));

@@ -272,3 +272,58 @@ fn workers_and_batch_sizes_do_not_change_outputs() {
         ["bad", "far"]
     );
 }
+
+#[test]
+fn synth_writes_a_region_that_run_takes_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [&a, &b] {
+        let o = socialmapper(&[
+            "synth",
+            "-q",
+            "--nodes",
+            "5000",
+            "--pois",
+            "40",
+            "--seed",
+            "7",
+            "--out",
+            &d.display().to_string(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    for f in [
+        "roads.osm.pbf",
+        "block_groups.geojson",
+        "acs.csv",
+        "pois.csv",
+        "flow.toml",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs for the same seed"
+        );
+    }
+    let roads = socialmapper::osm::pbf::read_roads(&a.join("roads.osm.pbf")).unwrap();
+    assert!(
+        (4_000..7_000).contains(&roads.nodes.len()),
+        "{} nodes for --nodes 5000",
+        roads.nodes.len()
+    );
+    let flow = a.join("flow.toml").display().to_string();
+    let o = socialmapper(&["run", "-q", "--no-checkpoint", &flow]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = a.join("out");
+    let (h, rows) = read_csv(&out.join("census.csv"));
+    assert!(rows.len() > 10 && h.contains(&"B01003_001E".to_string()));
+    let (_, rejects) = read_csv(&out.join("rejects.csv"));
+    assert_eq!(rejects.len(), 1, "the off-network POI: {rejects:?}");
+    // ACS gaps are written as the Census API's sentinel and come back as empty cells.
+    assert!(
+        std::fs::read_to_string(a.join("acs.csv"))
+            .unwrap()
+            .contains("-666666666")
+    );
+    assert!(rows.iter().all(|r| !r.iter().any(|c| c == "-666666666")));
+}

@@ -2,6 +2,7 @@
 //! per-mode access and speed rules, and POIs selected by tag.
 
 pub mod pbf;
+pub mod pbf_write;
 pub mod pois;
 pub mod profile;
 

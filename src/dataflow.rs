@@ -105,51 +105,58 @@ pub fn process_batch(
     iso_ws: &mut IsochroneWorkspace,
     join_ws: &mut JoinWorkspace,
 ) -> BatchOutput {
-    let pois = &ctx.pois[batch.first as usize..(batch.first + batch.len) as usize];
-    let t = Instant::now();
-    let result = isochrone_batch(
-        &ctx.network,
-        &ctx.link_cells,
-        &ctx.params,
-        pois,
-        batch.first,
-        iso_ws,
-    );
-    let t_iso = t.elapsed().as_secs_f64();
-    fault_point("compute", batch.id);
-    let t = Instant::now();
+    // One POI at a time through every stage, so that a worker holds one POI's raw isochrone
+    // cells, not a batch's.
+    let grid = ctx.params.grid();
     let mut coverage = Coverage::default();
-    let mut processed = Vec::with_capacity(result.isochrones.len());
-    for iso in &result.isochrones {
-        coverage.add(iso);
+    let mut processed = Vec::with_capacity(batch.len as usize);
+    let mut features = Vec::with_capacity(batch.len as usize * ctx.params.travel_times_min.len());
+    let mut rejects = Vec::new();
+    let (mut t_iso, mut t_join, mut t_outline) = (0.0, 0.0, 0.0);
+    for k in batch.first..batch.first + batch.len {
+        if k == batch.first + batch.len / 2 {
+            fault_point("compute", batch.id);
+        }
+        let t = Instant::now();
+        let mut result = isochrone_batch(
+            &ctx.network,
+            &ctx.link_cells,
+            &ctx.params,
+            &ctx.pois[k as usize..=k as usize],
+            k,
+            iso_ws,
+        );
+        t_iso += t.elapsed().as_secs_f64();
+        rejects.append(&mut result.rejects);
+        let Some(iso) = result.isochrones.pop() else {
+            continue;
+        };
+        let t = Instant::now();
+        coverage.add(&iso);
         processed.push(ProcessedPoi {
             poi: iso.poi,
             snap: iso.snap,
-            reach: join_poi(&ctx.census, iso, join_ws).block_groups,
+            reach: join_poi(&ctx.census, &iso, join_ws).block_groups,
             settled_nodes: iso.settled_nodes,
         });
-    }
-    let t_join = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let grid = ctx.params.grid();
-    let mut features = Vec::new();
-    for iso in &result.isochrones {
-        let poi = &ctx.pois[iso.poi as usize];
+        t_join += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let poi = &ctx.pois[k as usize];
         for &minutes in &ctx.params.travel_times_min {
             features.push(IsochroneFeature::new(
                 poi,
-                iso,
+                &iso,
                 minutes,
                 ctx.network.mode,
                 &grid,
             ));
         }
+        t_outline += t.elapsed().as_secs_f64();
     }
-    let t_outline = t.elapsed().as_secs_f64();
     BatchOutput {
         batch,
         processed,
-        rejects: result.rejects,
+        rejects,
         coverage: coverage.into_sorted_cells(),
         features,
         stage_seconds: [t_iso, t_join, t_outline],

@@ -9,8 +9,9 @@
 //! | `meta/format` | format version, u32 little-endian |
 //! | `meta/fingerprint` | bincode of [`Fingerprint`]: what the results depend on |
 //! | `batch/<id, u64 big-endian>` | bincode of the batch's [`BatchOutput`] |
+//! | `done/<id, u64 big-endian>` | empty: lists committed batches without reading their outputs |
 //!
-//! A batch key exists only once its whole output is written (one `WriteBatch`), and outputs
+//! Both keys of a batch are written in one `WriteBatch` once its whole output is known; outputs
 //! are regenerated from the batch keys in order at the end of every run, so the sinks' progress
 //! is exactly the set of batch keys. Writes are not fsynced: a killed process loses nothing
 //! the operating system has accepted; a power cut may lose the last batches, which are then
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Version of the layout above; a checkpoint of another version is refused.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// Everything a run's results depend on. A checkpoint is only resumed by a run with the same
 /// fingerprint.
@@ -100,9 +101,10 @@ pub struct Checkpoint {
 const KEY_FORMAT: &[u8] = b"meta/format";
 const KEY_FINGERPRINT: &[u8] = b"meta/fingerprint";
 const BATCH_PREFIX: &[u8] = b"batch/";
+const DONE_PREFIX: &[u8] = b"done/";
 
-fn batch_key(id: u64) -> Vec<u8> {
-    let mut k = BATCH_PREFIX.to_vec();
+fn key(prefix: &[u8], id: u64) -> Vec<u8> {
+    let mut k = prefix.to_vec();
     k.extend_from_slice(&id.to_be_bytes());
     k
 }
@@ -207,7 +209,8 @@ impl Checkpoint {
     /// Commits one batch's output atomically.
     pub fn commit(&self, out: &BatchOutput) -> Result<()> {
         let mut wb = rocksdb::WriteBatch::default();
-        wb.put(batch_key(out.batch.id), encode(out));
+        wb.put(key(BATCH_PREFIX, out.batch.id), encode(out));
+        wb.put(key(DONE_PREFIX, out.batch.id), []);
         self.db
             .write(wb)
             .map_err(|e| Error::output(&self.dir, format!("cannot write the checkpoint: {e}")))
@@ -217,7 +220,7 @@ impl Checkpoint {
     pub fn load(&self, id: u64) -> Result<BatchOutput> {
         let bytes = self
             .db
-            .get(batch_key(id))
+            .get(key(BATCH_PREFIX, id))
             .map_err(|e| Error::input(&self.dir, format!("cannot read batch {id}: {e}")))?
             .ok_or_else(|| {
                 Error::input(

@@ -20,7 +20,7 @@ use crate::stages::isochrone::{IsochroneParams, minutes_to_ms};
 use crate::stages::network::Network;
 use crate::types::Reject;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -157,10 +157,10 @@ pub fn execute(
             .iter()
             .map(|m| minutes_to_ms(*m))
             .collect(),
+        geojson: Some(IsochroneWriter::create(out)?),
         ..Default::default()
     }));
-    let geojson = Arc::new(Mutex::new(Some(IsochroneWriter::create(out)?)));
-    let (sink_acc, writer) = (acc.clone(), geojson.clone());
+    let sink_acc = acc.clone();
     let batch_counts = timer.time("batches", || {
         run_batches(
             ctx.clone(),
@@ -170,21 +170,17 @@ pub fn execute(
             checkpoint,
             Box::new(move |o| {
                 let id = o.batch.id;
-                let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-                sink_acc
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .add(o, w.as_mut());
+                sink_acc.lock().unwrap_or_else(|e| e.into_inner()).add(o);
                 crate::dataflow::fault_point("sink", id);
             }),
         )
     })?;
     progress.finish_and_clear();
-    let acc = std::mem::take(&mut *acc.lock().unwrap_or_else(|e| e.into_inner()));
-    if let Some(e) = acc.write_error {
+    let mut acc = std::mem::take(&mut *acc.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(e) = acc.write_error.take() {
         return Err(e);
     }
-    if let Some(w) = geojson.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    if let Some(w) = acc.geojson.take() {
         w.finish()?;
     }
     let BatchAccumulator {
@@ -321,11 +317,6 @@ pub fn fingerprint(cfg: &RunConfig) -> Result<Fingerprint> {
     })
 }
 
-/// The default output directory of a run without `--out`.
-pub fn default_out_dir(name: &str) -> PathBuf {
-    PathBuf::from("out").join(name)
-}
-
 /// Accumulated wall time per stage, in first-use order.
 #[derive(Default)]
 struct StageTimer(Vec<(String, f64)>);
@@ -372,11 +363,13 @@ struct BatchAccumulator {
     rejects: Vec<Reject>,
     settled_total: u64,
     stage_seconds: [f64; 3],
+    /// `isochrones.geojson`, written as batches arrive.
+    geojson: Option<IsochroneWriter>,
     write_error: Option<Error>,
 }
 
 impl BatchAccumulator {
-    fn add(&mut self, o: BatchOutput, geojson: Option<&mut IsochroneWriter>) {
+    fn add(&mut self, o: BatchOutput) {
         for (k, s) in o.stage_seconds.iter().enumerate() {
             self.stage_seconds[k] += s;
         }
@@ -395,7 +388,7 @@ impl BatchAccumulator {
         }
         self.coverage.add_cells(&o.coverage);
         self.rejects.extend(o.rejects.into_iter().map(|(_, r)| r));
-        if let (Some(w), None) = (geojson, &self.write_error) {
+        if let (Some(w), None) = (self.geojson.as_mut(), &self.write_error) {
             for f in &o.features {
                 if let Err(e) = w.write(f) {
                     self.write_error = Some(e);

@@ -175,11 +175,34 @@ pub fn join_poi(index: &CensusIndex, iso: &PoiIsochrone, ws: &mut JoinWorkspace)
     reach
 }
 
+/// Hashes grid cells with one multiplication (Fibonacci hashing of the packed coordinates):
+/// every isochrone cell passes through [`Coverage`], where SipHash cost more than the rest of
+/// the join. Cell coordinates are not attacker-controlled, so no DoS-resistant hash is needed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CellHasher(u64);
+
+impl std::hash::Hasher for CellHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.0 = (self.0.rotate_left(32) ^ u64::from(v as u32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by grid cells, with [`CellHasher`].
+pub type CellMap<V> = HashMap<Cell, V, std::hash::BuildHasherDefault<CellHasher>>;
+
 /// The union of all isochrones: the earliest time any POI reaches each cell. Feeds coverage
 /// shares and union areas.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Coverage {
-    cells: HashMap<Cell, Millis>,
+    cells: CellMap<Millis>,
 }
 
 impl Coverage {

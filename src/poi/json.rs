@@ -314,23 +314,9 @@ fn record(c: &mut Collector, value: Value) {
         Ok(id) => id.flatten(),
         Err(reason) => return c.reject(source, None, reason),
     };
-    let mut tags = merge_tags(f.rest, f.tags);
-    let state = f
-        .state
-        .as_ref()
-        .and_then(field_text)
-        .and_then(|s| take_state(&s, &mut tags));
-    c.offer(Candidate {
-        source,
-        index,
-        id,
-        name: f.name.as_ref().and_then(field_text),
-        kind: f.kind.as_ref().and_then(field_text),
-        state,
-        lat: coord_from_json("latitude", f.lat.as_ref(), 90.0),
-        lon: coord_from_json("longitude", f.lon.as_ref(), 180.0),
-        tags,
-    });
+    let lat = coord_from_json("latitude", f.lat.as_ref(), 90.0);
+    let lon = coord_from_json("longitude", f.lon.as_ref(), 180.0);
+    c.offer(candidate(source, index, id, f, lat, lon));
 }
 
 /// One GeoJSON feature.
@@ -374,13 +360,26 @@ fn feature(c: &mut Collector, value: Value) {
         }
         Err(reason) => return c.reject(source, id, reason),
     };
+    c.offer(candidate(source, index, id, f, lat, lon));
+}
+
+/// A candidate POI from a record's recognised fields (shared by JSON records and GeoJSON
+/// features, which differ only in where the id and coordinates come from).
+fn candidate(
+    source: String,
+    index: usize,
+    id: Option<String>,
+    f: Fields,
+    lat: Result<f64, String>,
+    lon: Result<f64, String>,
+) -> Candidate {
     let mut tags = merge_tags(f.rest, f.tags);
     let state = f
         .state
         .as_ref()
         .and_then(field_text)
         .and_then(|s| take_state(&s, &mut tags));
-    c.offer(Candidate {
+    Candidate {
         source,
         index,
         id,
@@ -390,7 +389,7 @@ fn feature(c: &mut Collector, value: Value) {
         lat,
         lon,
         tags,
-    });
+    }
 }
 
 /// The `[lon, lat]` members of a Point geometry; `Ok(None)` for a Point without two

@@ -568,19 +568,7 @@ mod tests {
         );
     }
 
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        /// Uniform in [0, 1).
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use crate::testdata::XorShift;
 
     /// A random star-shaped polygon around `(cx, cy)` with `n ≥ 6` vertices at jittered,
     /// increasing angles (gaps below a quarter turn, so the ring is simple and stays farther

@@ -687,19 +687,7 @@ mod tests {
         assert_eq!(mp.unsigned_area(), 1.0);
     }
 
-    /// Hand-rolled xorshift64* (no `rand` crate).
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::testdata::XorShift;
 
     /// Number of 4-connected components, by BFS (independent of the union-find above).
     fn components(set: &BTreeSet<(i32, i32)>) -> usize {

@@ -295,13 +295,8 @@ mod tests {
     /// Random graphs against petgraph's Dijkstra (an independent implementation).
     #[test]
     fn agrees_with_petgraph_on_random_graphs() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut rnd = move |m: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % m
-        };
+        let mut rng = crate::testdata::XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut rnd = move |m: u64| rng.below(m);
         let mut w = Workspace::default();
         for _ in 0..50 {
             let n = 2 + rnd(200) as u32;

@@ -13,7 +13,7 @@ use crate::graph::Millis;
 use crate::graph::snap::Snap;
 use crate::output::IsochroneFeature;
 use crate::stages::census_join::{CensusIndex, Coverage, JoinWorkspace, join_poi};
-use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, LinkCells, isochrone_batch};
+use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, LinkCells, isochrone_of};
 use crate::stages::network::Network;
 use crate::types::{Poi, Reject};
 use serde::{Deserialize, Serialize};
@@ -118,18 +118,21 @@ pub fn process_batch(
             fault_point("compute", batch.id);
         }
         let t = Instant::now();
-        let mut result = isochrone_batch(
+        let result = isochrone_of(
             &ctx.network,
             &ctx.link_cells,
             &ctx.params,
-            &ctx.pois[k as usize..=k as usize],
+            &ctx.pois[k as usize],
             k,
             iso_ws,
         );
         t_iso += t.elapsed().as_secs_f64();
-        rejects.append(&mut result.rejects);
-        let Some(iso) = result.isochrones.pop() else {
-            continue;
+        let iso = match result {
+            Ok(iso) => iso,
+            Err(reject) => {
+                rejects.push((k, reject));
+                continue;
+            }
         };
         let t = Instant::now();
         coverage.add(&iso);

@@ -82,15 +82,6 @@ impl PoiIsochrone {
     }
 }
 
-/// The result of the stage for a batch of POIs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct IsochroneBatch {
-    /// Isochrones of the POIs that met the network.
-    pub isochrones: Vec<PoiIsochrone>,
-    /// POIs that did not (by run-wide POI index), with the reason.
-    pub rejects: Vec<(u32, Reject)>,
-}
-
 /// Travel time along a link as a function of the fraction `x` of the way from its start:
 /// `t0 + slope·x` for `x` in `lo ..= hi` (the slope is negative for travel against the
 /// link's geometry). A link is reached by at most four ramps: from each end node, and from
@@ -238,40 +229,27 @@ impl LinkCells {
     }
 }
 
-/// Runs the stage for `pois` (with `first_index` the run-wide index of `pois[0]`).
-pub fn isochrone_batch(
+/// The isochrone of one POI (`index` in the run's POI list), or why it has none: no usable
+/// road within `params.max_snap_m`.
+pub fn isochrone_of(
     network: &Network,
     link_cells: &LinkCells,
     params: &IsochroneParams,
-    pois: &[Poi],
-    first_index: u32,
+    poi: &Poi,
+    index: u32,
     ws: &mut IsochroneWorkspace,
-) -> IsochroneBatch {
-    let mut out = IsochroneBatch::default();
-    for (k, poi) in pois.iter().enumerate() {
-        match network.snap_lonlat(poi.lon, poi.lat, params.max_snap_m) {
-            Some(snap) => out.isochrones.push(poi_isochrone(
-                network,
-                link_cells,
-                params,
-                first_index + k as u32,
-                snap,
-                ws,
-            )),
-            None => out.rejects.push((
-                first_index + k as u32,
-                Reject {
-                    source: poi.source.clone(),
-                    id: Some(poi.id.clone()),
-                    reason: format!(
-                        "no usable {} road within {} m (--max-snap-m)",
-                        network.mode, params.max_snap_m
-                    ),
-                },
-            )),
-        }
+) -> Result<PoiIsochrone, Reject> {
+    match network.snap_lonlat(poi.lon, poi.lat, params.max_snap_m) {
+        Some(snap) => Ok(poi_isochrone(network, link_cells, params, index, snap, ws)),
+        None => Err(Reject {
+            source: poi.source.clone(),
+            id: Some(poi.id.clone()),
+            reason: format!(
+                "no usable {} road within {} m (--max-snap-m)",
+                network.mode, params.max_snap_m
+            ),
+        }),
     }
-    out
 }
 
 /// The isochrone of one snapped POI.

@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::{data_dir, peak_rss_bytes, random_points_in_dc_core};
+use common::{data_dir, random_points_in_dc_core};
 use socialmapper::config::{RunConfig, RunSettings, TravelTimes, Variables};
+use socialmapper::output::peak_rss_bytes;
 use socialmapper::pipeline::{self, RunOptions};
 use std::io::Write;
 use std::time::Instant;
@@ -81,7 +82,7 @@ fn main() {
         stage("census_join") * 1e3 / n as f64,
         stage("polygons") * 1e3 / n as f64,
         stage("distance"),
-        stage("read_network") + stage("read_pois") + stage("read_census"),
+        stage("read_network") + stage("open_pois") + stage("read_census"),
     );
     println!(
         "  settled nodes {} ({:.0} per POI)",

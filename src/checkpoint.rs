@@ -1,6 +1,6 @@
-//! Run checkpoints in RocksDB: every completed batch's stage results, committed atomically,
-//! so that a run killed at any moment resumes without recomputing finished batches and ends
-//! with byte-identical outputs.
+//! Run checkpoints in RocksDB: every completed batch's results, committed atomically with the
+//! streamed outputs' progress, so that a run killed at any moment resumes without recomputing
+//! finished batches and ends with byte-identical outputs.
 //!
 //! Layout (one RocksDB database per run, by default `checkpoints/<run name>/`):
 //!
@@ -8,22 +8,22 @@
 //! |---|---|
 //! | `meta/format` | format version, u32 little-endian |
 //! | `meta/fingerprint` | bincode of [`Fingerprint`]: what the results depend on |
-//! | `batch/<id, u64 big-endian>` | bincode of the batch's [`BatchOutput`] |
-//! | `done/<id, u64 big-endian>` | empty: lists committed batches without reading their outputs |
+//! | `batch/<id, u64 big-endian>` | bincode of the batch's record (see [`crate::pipeline`]) |
 //!
-//! Both keys of a batch are written in one `WriteBatch` once its whole output is known; outputs
-//! are regenerated from the batch keys in order at the end of every run, so the sinks' progress
-//! is exactly the set of batch keys. Writes are not fsynced: a killed process loses nothing
-//! the operating system has accepted; a power cut may lose the last batches, which are then
+//! Batches are committed in batch order, each in one write once the sink has appended its
+//! outputs to the part files in `sinks/` beside the database (`isochrones.geojson.part`,
+//! `rejects.csv.part`); the record holds the parts' lengths after the batch. A resumed run
+//! replays the committed records, truncates the parts to the lengths of the last one and goes
+//! on from the next batch. Writes are not fsynced: a killed process loses nothing the
+//! operating system has accepted; a power cut may lose the last batches, which are then
 //! recomputed.
 
-use crate::dataflow::BatchOutput;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Version of the layout above; a checkpoint of another version is refused.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// Everything a run's results depend on. A checkpoint is only resumed by a run with the same
 /// fingerprint.
@@ -101,7 +101,6 @@ pub struct Checkpoint {
 const KEY_FORMAT: &[u8] = b"meta/format";
 const KEY_FINGERPRINT: &[u8] = b"meta/fingerprint";
 const BATCH_PREFIX: &[u8] = b"batch/";
-const DONE_PREFIX: &[u8] = b"done/";
 
 fn key(prefix: &[u8], id: u64) -> Vec<u8> {
     let mut k = prefix.to_vec();
@@ -189,35 +188,44 @@ impl Checkpoint {
         })
     }
 
-    /// The ids of the batches already committed, ascending.
-    pub fn committed(&self) -> Result<Vec<u64>> {
-        let mut ids = Vec::new();
+    /// How many batches are committed: batches `0 .. n` (they are committed in order).
+    pub fn committed(&self) -> Result<u64> {
+        let mut n = 0u64;
         for item in self.db.prefix_iterator(BATCH_PREFIX) {
             let (k, _) = item
                 .map_err(|e| Error::input(&self.dir, format!("cannot read the checkpoint: {e}")))?;
             if !k.starts_with(BATCH_PREFIX) {
                 break;
             }
-            let id = k[BATCH_PREFIX.len()..].try_into().map(u64::from_be_bytes);
-            ids.push(
-                id.map_err(|_| Error::input(&self.dir, "corrupt batch key in the checkpoint"))?,
-            );
+            let id = k[BATCH_PREFIX.len()..]
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| {
+                    Error::input(
+                        &self.dir,
+                        "corrupt batch key in the checkpoint (use --fresh)",
+                    )
+                })?;
+            if id != n {
+                return Err(Error::input(
+                    &self.dir,
+                    format!("the checkpoint lacks batch {n} but has batch {id} (use --fresh)"),
+                ));
+            }
+            n += 1;
         }
-        Ok(ids)
+        Ok(n)
     }
 
-    /// Commits one batch's output atomically.
-    pub fn commit(&self, out: &BatchOutput) -> Result<()> {
-        let mut wb = rocksdb::WriteBatch::default();
-        wb.put(key(BATCH_PREFIX, out.batch.id), encode(out));
-        wb.put(key(DONE_PREFIX, out.batch.id), []);
+    /// Commits batch `id`'s record atomically.
+    pub fn commit<T: Serialize>(&self, id: u64, record: &T) -> Result<()> {
         self.db
-            .write(wb)
+            .put(key(BATCH_PREFIX, id), encode(record))
             .map_err(|e| Error::output(&self.dir, format!("cannot write the checkpoint: {e}")))
     }
 
-    /// A committed batch's output.
-    pub fn load(&self, id: u64) -> Result<BatchOutput> {
+    /// A committed batch's record.
+    pub fn load<T: for<'de> Deserialize<'de>>(&self, id: u64) -> Result<T> {
         let bytes = self
             .db
             .get(key(BATCH_PREFIX, id))
@@ -234,6 +242,11 @@ impl Checkpoint {
                 format!("corrupt batch {id} in the checkpoint: {e} (use --fresh)"),
             )
         })
+    }
+
+    /// Where the sinks keep their part files.
+    pub fn sinks_dir(&self) -> PathBuf {
+        self.dir.join("sinks")
     }
 
     /// The checkpoint's directory.

@@ -1,231 +1,352 @@
-//! The batch loop as a timely dataflow: worker 0 feeds POI batches, one timestamp per batch,
-//! never more than one batch per worker ahead of the sink; batches are spread over the
-//! workers, each of which runs the isochrone, census-join and outline stages with its own
-//! workspaces over a shared read-only context; results flow back to worker 0's sink.
+//! The run as a timely dataflow:
 //!
-//! The sink orders results by batch, so outputs do not depend on the number of workers or on
-//! the order in which batches finish.
+//! ```text
+//! source ──▶ cluster ──exchange by tile──▶ network-fetch ──▶ isochrone · census join · outline
+//!  (worker 0: POI records,     (each worker, its own slice cache      │
+//!   one batch per timestamp)    and workspaces)                       └──exchange to 0──▶ sink
+//! ```
+//!
+//! Worker 0 reads POI records in batches of `batch_size` (one timestamp per batch) and splits
+//! each batch into clusters by spatial tile ([`crate::stages::cluster`]). Clusters are spread
+//! over the workers by tile, so a worker keeps seeing the same part of the map and its
+//! [`SliceCache`] keeps serving it. Each worker fetches the cluster's network slice, then takes
+//! one POI at a time through the isochrone, census-join and outline stages. Cluster outputs go
+//! back to worker 0, which reassembles every batch in POI order and hands complete batches to
+//! the sink strictly in batch order: outputs do not depend on the number of workers, the batch
+//! size or the order in which clusters finish.
+//!
+//! Backpressure: the source never runs more than `workers` batches ahead of the sink (a probe),
+//! so memory is bounded by a few batches, whatever the input size.
 
-use crate::census::BlockGroup;
-use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::geom::albers::to_5070;
 use crate::geom::grid::Cell;
 use crate::graph::Millis;
 use crate::graph::snap::Snap;
 use crate::output::IsochroneFeature;
 use crate::stages::census_join::{CensusIndex, Coverage, JoinWorkspace, join_poi};
-use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, LinkCells, isochrone_of};
-use crate::stages::network::Network;
-use crate::types::{Poi, Reject};
+use crate::stages::cluster::{Cluster, ClusterParams, cluster_batch};
+use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, isochrone_of, minutes_to_ms};
+use crate::stages::network::{NetworkSlice, NetworkSource, SliceCache};
+use crate::types::{Mode, Poi, Reject};
+use geo::Coord;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What every worker reads and nobody writes (the census index fills its per-block-group cell
 /// overlaps lazily, thread-safely).
 pub struct RunContext {
-    /// The road network.
-    pub network: Network,
-    /// Cells near every link, for rasterising isochrones.
-    pub link_cells: LinkCells,
+    /// Where clusters get their network slices.
+    pub source: Arc<dyn NetworkSource>,
     /// Block groups, projected and indexed.
     pub census: CensusIndex,
     /// Isochrone settings.
     pub params: IsochroneParams,
-    /// The run's POIs; batches refer to them by index range.
-    pub pois: Vec<Poi>,
+    /// How POIs are clustered.
+    pub cluster: ClusterParams,
+    /// Travel mode (written into every isochrone feature).
+    pub mode: Mode,
 }
 
-impl RunContext {
-    /// Builds the shared context (the network-fetch stage and the census index).
-    pub fn new(
-        network: Network,
-        block_groups: &[BlockGroup],
-        params: IsochroneParams,
-        pois: Vec<Poi>,
-    ) -> Self {
-        let link_cells = LinkCells::new(&network, &params);
-        let census = CensusIndex::new(block_groups, params.grid());
-        RunContext {
-            network,
-            link_cells,
-            census,
-            params,
-            pois,
+/// POI records, read in batches: the dataflow's source.
+pub trait PoiRecords: Send {
+    /// The next at most `max` records, each with its 0-based record index; `None` at the end.
+    fn next_batch(&mut self, max: usize) -> Result<Option<Vec<(u32, Result<Poi, Reject>)>>>;
+
+    /// The same records again, from the start (to look POIs up by index after a run).
+    fn reopen(&self) -> Result<Box<dyn PoiRecords>>;
+}
+
+/// Records held in memory (the demo, POIs found in an OSM extract, tests).
+pub struct RecordsInMemory {
+    records: Arc<Vec<(u32, Result<Poi, Reject>)>>,
+    next: usize,
+}
+
+impl RecordsInMemory {
+    /// Records in the given order.
+    pub fn new(records: Vec<(u32, Result<Poi, Reject>)>) -> Self {
+        RecordsInMemory {
+            records: Arc::new(records),
+            next: 0,
         }
+    }
+
+    /// Accepted POIs, numbered in order.
+    pub fn from_pois(pois: Vec<Poi>) -> Self {
+        RecordsInMemory::new(
+            pois.into_iter()
+                .enumerate()
+                .map(|(k, p)| (k as u32, Ok(p)))
+                .collect(),
+        )
     }
 }
 
-/// One batch of POIs: `pois[first .. first + len]`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BatchRange {
-    /// Batch number (also its timestamp).
-    pub id: u64,
-    /// Index of the batch's first POI.
-    pub first: u32,
-    /// Number of POIs.
-    pub len: u32,
+impl PoiRecords for RecordsInMemory {
+    fn next_batch(&mut self, max: usize) -> Result<Option<Vec<(u32, Result<Poi, Reject>)>>> {
+        let end = (self.next + max.max(1)).min(self.records.len());
+        let batch = self.records[self.next..end].to_vec();
+        self.next = end;
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    fn reopen(&self) -> Result<Box<dyn PoiRecords>> {
+        Ok(Box::new(RecordsInMemory {
+            records: self.records.clone(),
+            next: 0,
+        }))
+    }
 }
 
-/// A processed POI: where it met the network and the block groups it reaches, with the
-/// earliest time it enters each.
+/// One batch of records as the source sends it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PoiBatch {
+    /// Batch number (also its timestamp).
+    pub id: u64,
+    /// The records, with their record index.
+    pub records: Vec<(u32, Result<Poi, Reject>)>,
+}
+
+/// A processed POI: where it met the network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcessedPoi {
-    /// POI index.
+    /// Record index.
     pub poi: u32,
     /// Snap point.
     pub snap: Snap,
-    /// (block group, earliest entry time in ms), sorted by block group.
-    pub reach: Vec<(u32, Millis)>,
+    /// The POI's own position, EPSG:5070.
+    pub xy: Coord<f64>,
     /// Nodes settled by its search.
     pub settled_nodes: u32,
 }
 
-/// Everything a batch contributes to the outputs.
+/// Per block group, how many POIs reach it within each travel time (ascending), sorted by
+/// block group.
+pub type ReachCounts = Vec<(u32, Vec<u32>)>;
+
+/// What one cluster contributes to its batch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BatchOutput {
-    /// The batch.
-    pub batch: BatchRange,
-    /// POIs processed, in POI order.
+pub struct ClusterOutput {
+    /// Batch.
+    pub batch: u64,
+    /// Cluster number within the batch.
+    pub index: u32,
+    /// Clusters in the batch.
+    pub of: u32,
+    /// Records in the batch (cluster 0 only, else 0).
+    pub batch_records: u32,
+    /// POIs processed, in record order.
     pub processed: Vec<ProcessedPoi>,
-    /// POIs rejected by the stages, with their index.
+    /// Records rejected (while reading, cluster 0 only, or by the stages), with their index.
     pub rejects: Vec<(u32, Reject)>,
-    /// The union of the batch's isochrones: earliest time per cell, sorted by cell.
+    /// Outlines: per POI (record index) one per travel time.
+    pub features: Vec<(u32, IsochroneFeature)>,
+    /// The union of the cluster's isochrones: earliest time per cell, sorted by cell.
     pub coverage: Vec<(Cell, Millis)>,
-    /// One outline per POI and travel time.
+    /// Block groups reached.
+    pub reach: ReachCounts,
+    /// Seconds spent in the isochrone, census-join and outline stages.
+    pub stage_seconds: [f64; 3],
+    /// Why the cluster could not be processed (its network slice could not be fetched).
+    pub error: Option<String>,
+}
+
+/// A whole batch, reassembled in record order: what the sink receives.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct BatchResult {
+    /// Batch number.
+    pub id: u64,
+    /// Records in the batch.
+    pub records: u32,
+    /// POIs processed, in record order.
+    pub processed: Vec<ProcessedPoi>,
+    /// Rejected records (reading and stages), in record order.
+    pub rejects: Vec<(u32, Reject)>,
+    /// Outlines, in record order, then travel time.
     pub features: Vec<IsochroneFeature>,
-    /// Wall time of the isochrone, census-join and outline stages for this batch, seconds.
+    /// The union of the batch's isochrones, sorted by cell.
+    pub coverage: Vec<(Cell, Millis)>,
+    /// Block groups reached.
+    pub reach: ReachCounts,
+    /// Seconds spent in the isochrone, census-join and outline stages.
     pub stage_seconds: [f64; 3],
 }
 
-/// Runs the stages on one batch (what each worker does with the batches it receives).
-pub fn process_batch(
+impl BatchResult {
+    /// Reassembles a batch from all its clusters (in any order).
+    pub fn assemble(id: u64, mut parts: Vec<ClusterOutput>) -> BatchResult {
+        parts.sort_by_key(|p| p.index);
+        let mut b = BatchResult {
+            id,
+            ..Default::default()
+        };
+        let mut coverage = Coverage::default();
+        let mut reach: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut features = Vec::new();
+        for p in parts {
+            b.records += p.batch_records;
+            b.processed.extend(p.processed);
+            b.rejects.extend(p.rejects);
+            features.extend(p.features);
+            coverage.add_cells(&p.coverage);
+            for (bg, counts) in p.reach {
+                add_counts(reach.entry(bg).or_default(), &counts);
+            }
+            for (s, t) in b.stage_seconds.iter_mut().zip(p.stage_seconds) {
+                *s += t;
+            }
+        }
+        b.processed.sort_by_key(|p| p.poi);
+        b.rejects.sort_by_key(|r| r.0);
+        // Stable: each POI's features stay in travel-time order.
+        features.sort_by_key(|f| f.0);
+        b.features = features.into_iter().map(|f| f.1).collect();
+        b.coverage = coverage.into_sorted_cells();
+        b.reach = reach.into_iter().collect();
+        b
+    }
+}
+
+/// Adds `more` to `counts` element-wise, growing `counts` as needed.
+pub fn add_counts(counts: &mut Vec<u32>, more: &[u32]) {
+    if counts.len() < more.len() {
+        counts.resize(more.len(), 0);
+    }
+    for (c, m) in counts.iter_mut().zip(more) {
+        *c += m;
+    }
+}
+
+/// One worker's reusable state: its slice cache and stage workspaces.
+pub struct WorkerState {
+    /// Recently used network slices.
+    pub cache: SliceCache,
+    iso: IsochroneWorkspace,
+    join: JoinWorkspace,
+}
+
+impl WorkerState {
+    /// Fresh state holding at most `slices` cached slices.
+    pub fn new(slices: usize) -> Self {
+        WorkerState {
+            cache: SliceCache::new(slices),
+            iso: IsochroneWorkspace::default(),
+            join: JoinWorkspace::default(),
+        }
+    }
+}
+
+/// The `network-fetch` operator's work: the slice serving `cluster`, from the worker's cache.
+pub fn fetch_slice(
     ctx: &RunContext,
-    batch: BatchRange,
-    iso_ws: &mut IsochroneWorkspace,
-    join_ws: &mut JoinWorkspace,
-) -> BatchOutput {
+    cache: &mut SliceCache,
+    cluster: &Cluster,
+) -> std::result::Result<Option<Arc<NetworkSlice>>, String> {
+    match &cluster.slice_box {
+        None => Ok(None),
+        Some(want) => cache
+            .get(ctx.source.as_ref(), want)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Runs the isochrone, census-join and outline stages over one cluster's POIs on its slice.
+pub fn process_cluster(
+    ctx: &RunContext,
+    cluster: Cluster,
+    slice: std::result::Result<Option<Arc<NetworkSlice>>, String>,
+    ws: &mut WorkerState,
+) -> ClusterOutput {
+    let mut out = ClusterOutput {
+        batch: cluster.batch,
+        index: cluster.index,
+        of: cluster.of,
+        batch_records: cluster.batch_records,
+        processed: Vec::with_capacity(cluster.pois.len()),
+        rejects: cluster.read_rejects,
+        features: Vec::new(),
+        coverage: Vec::new(),
+        reach: Vec::new(),
+        stage_seconds: [0.0; 3],
+        error: None,
+    };
+    let slice = match slice {
+        Ok(Some(s)) => s,
+        Ok(None) => return out,
+        Err(e) => {
+            out.error = Some(format!(
+                "cannot fetch the network for {} POIs: {e}",
+                cluster.pois.len()
+            ));
+            return out;
+        }
+    };
     // One POI at a time through every stage, so that a worker holds one POI's raw isochrone
-    // cells, not a batch's.
+    // cells, not a cluster's.
     let grid = ctx.params.grid();
+    let limits: Vec<Millis> = ctx
+        .params
+        .travel_times_min
+        .iter()
+        .map(|m| minutes_to_ms(*m))
+        .collect();
     let mut coverage = Coverage::default();
-    let mut processed = Vec::with_capacity(batch.len as usize);
-    let mut features = Vec::with_capacity(batch.len as usize * ctx.params.travel_times_min.len());
-    let mut rejects = Vec::new();
-    let (mut t_iso, mut t_join, mut t_outline) = (0.0, 0.0, 0.0);
-    for k in batch.first..batch.first + batch.len {
-        if k == batch.first + batch.len / 2 {
-            fault_point("compute", batch.id);
+    let mut reach: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mid = cluster.pois.len() / 2;
+    for (n, (k, poi)) in cluster.pois.into_iter().enumerate() {
+        if n == mid && cluster.index == 0 {
+            fault_point("compute", cluster.batch);
         }
         let t = Instant::now();
         let result = isochrone_of(
-            &ctx.network,
-            &ctx.link_cells,
+            &slice.network,
+            &slice.link_cells,
             &ctx.params,
-            &ctx.pois[k as usize],
+            &poi,
             k,
-            iso_ws,
+            &mut ws.iso,
         );
-        t_iso += t.elapsed().as_secs_f64();
+        out.stage_seconds[0] += t.elapsed().as_secs_f64();
         let iso = match result {
             Ok(iso) => iso,
             Err(reject) => {
-                rejects.push((k, reject));
+                out.rejects.push((k, reject));
                 continue;
             }
         };
         let t = Instant::now();
         coverage.add(&iso);
-        processed.push(ProcessedPoi {
-            poi: iso.poi,
+        for (bg, time) in join_poi(&ctx.census, &iso, &mut ws.join).block_groups {
+            let counts = reach.entry(bg).or_insert_with(|| vec![0; limits.len()]);
+            for (c, limit) in counts.iter_mut().zip(&limits) {
+                *c += u32::from(time <= *limit);
+            }
+        }
+        out.processed.push(ProcessedPoi {
+            poi: k,
             snap: iso.snap,
-            reach: join_poi(&ctx.census, &iso, join_ws).block_groups,
+            xy: to_5070(poi.lon, poi.lat),
             settled_nodes: iso.settled_nodes,
         });
-        t_join += t.elapsed().as_secs_f64();
+        out.stage_seconds[1] += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let poi = &ctx.pois[k as usize];
         for &minutes in &ctx.params.travel_times_min {
-            features.push(IsochroneFeature::new(
-                poi,
-                &iso,
-                minutes,
-                ctx.network.mode,
-                &grid,
+            out.features.push((
+                k,
+                IsochroneFeature::new(&poi, &iso, minutes, ctx.mode, &grid),
             ));
         }
-        t_outline += t.elapsed().as_secs_f64();
+        out.stage_seconds[2] += t.elapsed().as_secs_f64();
     }
-    BatchOutput {
-        batch,
-        processed,
-        rejects,
-        coverage: coverage.into_sorted_cells(),
-        features,
-        stage_seconds: [t_iso, t_join, t_outline],
-    }
-}
-
-/// Receives batch outputs in batch order, on worker 0's thread.
-pub type BatchSink = Box<dyn FnMut(BatchOutput) + Send>;
-
-/// Puts batch outputs back in batch order before handing them to the sink, committing each
-/// computed batch to the checkpoint first and replaying batches committed by an earlier run.
-/// Backpressure bounds how many can wait here.
-struct InOrder {
-    next: u64,
-    total: u64,
-    pending: BTreeMap<u64, BatchOutput>,
-    resumed: std::collections::BTreeSet<u64>,
-    checkpoint: Option<Arc<Checkpoint>>,
-    sink: BatchSink,
-    error: Option<crate::Error>,
-}
-
-impl InOrder {
-    fn push(&mut self, out: BatchOutput) {
-        if let Some(cp) = &self.checkpoint {
-            if let Err(e) = cp.commit(&out) {
-                self.error.get_or_insert(e);
-            }
-            fault_point("commit", out.batch.id);
-        }
-        self.pending.insert(out.batch.id, out);
-        self.drain();
-    }
-
-    /// Hands every batch that is next in order to the sink.
-    fn drain(&mut self) {
-        while self.next < self.total {
-            let out = if let Some(o) = self.pending.remove(&self.next) {
-                o
-            } else if self.resumed.contains(&self.next) {
-                match self.checkpoint.as_ref().map(|cp| cp.load(self.next)) {
-                    Some(Ok(o)) => o,
-                    Some(Err(e)) => {
-                        self.error.get_or_insert(e);
-                        return;
-                    }
-                    None => return,
-                }
-            } else {
-                return;
-            };
-            (self.sink)(out);
-            self.next += 1;
-        }
-    }
-}
-
-/// Batches of a run and how many were taken from the checkpoint.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchCounts {
-    /// Batches of the run.
-    pub batches_total: u64,
-    /// Batches read back from the checkpoint.
-    pub batches_resumed: u64,
-    /// Batches computed by this run.
-    pub batches_computed: u64,
+    out.coverage = coverage.into_sorted_cells();
+    let mut reach: ReachCounts = reach.into_iter().collect();
+    reach.sort_unstable_by_key(|r| r.0);
+    out.reach = reach;
+    out
 }
 
 /// Test hook: when `SOCIALMAPPER_FAULT` is `POINT:BATCH` (`compute:3`, `commit:3`, `sink:3`),
@@ -243,113 +364,204 @@ pub fn fault_point(point: &str, batch: u64) {
     }
 }
 
-/// Runs every batch of `ctx.pois` through a timely dataflow on `workers` threads, handing each
-/// batch's output to `sink` in batch order as soon as it and all earlier batches are done.
-/// `progress` is told the size of every finished batch.
-pub fn run_batches(
+/// Takes complete batches in batch order (on worker 0's thread).
+pub trait BatchSink: Send {
+    /// Consumes the next batch.
+    fn batch(&mut self, b: BatchResult) -> Result<()>;
+}
+
+/// Reassembles batches from their clusters and hands them to the sink in batch order.
+struct InOrder<S> {
+    next: u64,
+    parts: HashMap<u64, Vec<ClusterOutput>>,
+    ready: BTreeMap<u64, BatchResult>,
+    sink: S,
+    error: Option<Error>,
+}
+
+impl<S: BatchSink> InOrder<S> {
+    fn push(&mut self, part: ClusterOutput) {
+        if let Some(e) = &part.error {
+            self.error
+                .get_or_insert_with(|| Error::Config(format!("batch {}: {e}", part.batch)));
+        }
+        let (id, of) = (part.batch, part.of as usize);
+        let parts = self.parts.entry(id).or_default();
+        parts.push(part);
+        if parts.len() == of {
+            let parts = self.parts.remove(&id).unwrap_or_default();
+            self.ready.insert(id, BatchResult::assemble(id, parts));
+        }
+        while self.error.is_none()
+            && let Some(b) = self.ready.remove(&self.next)
+        {
+            if let Err(e) = self.sink.batch(b) {
+                self.error = Some(e);
+            }
+            self.next += 1;
+        }
+    }
+}
+
+/// Batches of a run and how many were taken from the checkpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchCounts {
+    /// Batches of the run.
+    pub batches_total: u64,
+    /// Batches read back from the checkpoint.
+    pub batches_resumed: u64,
+    /// Batches computed by this run.
+    pub batches_computed: u64,
+}
+
+/// What [`run_batches`] reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataflowStats {
+    /// Batches read from the source (skipped ones included).
+    pub batches: u64,
+    /// Clusters processed.
+    pub clusters: u64,
+    /// Network slices fetched, over all workers.
+    pub slice_fetches: u64,
+    /// Clusters served by a cached slice.
+    pub slice_hits: u64,
+}
+
+/// Runs every batch of `records` through the dataflow on `workers` threads. The first `skip`
+/// batches are read (so that record indices and duplicate checks carry on) but not computed:
+/// an earlier run committed them. Every other batch reaches `sink` in batch order, complete.
+/// `progress` is told the number of records of every finished batch.
+pub fn run_batches<S: BatchSink + 'static>(
     ctx: Arc<RunContext>,
+    records: Box<dyn PoiRecords>,
     batch_size: usize,
+    skip: u64,
     workers: usize,
     progress: impl Fn(u64) + Send + Sync + 'static,
-    checkpoint: Option<Arc<Checkpoint>>,
-    sink: BatchSink,
-) -> crate::Result<BatchCounts> {
-    let n = ctx.pois.len();
-    let batches: Vec<BatchRange> = (0..n.div_ceil(batch_size))
-        .map(|b| BatchRange {
-            id: b as u64,
-            first: (b * batch_size) as u32,
-            len: ((n - b * batch_size).min(batch_size)) as u32,
-        })
-        .collect();
-    let resumed: std::collections::BTreeSet<u64> = match &checkpoint {
-        Some(cp) => cp
-            .committed()?
-            .into_iter()
-            .filter(|id| (*id as usize) < batches.len())
-            .collect(),
-        None => Default::default(),
-    };
-    let counts = BatchCounts {
-        batches_total: batches.len() as u64,
-        batches_resumed: resumed.len() as u64,
-        batches_computed: (batches.len() - resumed.len()) as u64,
-    };
-    progress(
-        batches
-            .iter()
-            .filter(|b| resumed.contains(&b.id))
-            .map(|b| b.len as u64)
-            .sum(),
-    );
-    let to_compute: Vec<BatchRange> = batches
-        .iter()
-        .filter(|b| !resumed.contains(&b.id))
-        .copied()
-        .collect();
+    sink: S,
+) -> Result<(S, DataflowStats)> {
+    let workers = workers.max(1);
+    let batch_size = batch_size.max(1);
     let in_order = Arc::new(Mutex::new(InOrder {
-        next: 0,
-        total: batches.len() as u64,
-        pending: BTreeMap::new(),
-        resumed,
-        checkpoint,
+        next: skip,
+        parts: HashMap::new(),
+        ready: BTreeMap::new(),
         sink,
         error: None,
     }));
-    // Batches already in the checkpoint before the first one to compute go to the sink now.
-    in_order.lock().unwrap_or_else(|e| e.into_inner()).drain();
-    let in_order_end = in_order.clone();
+    let source = Arc::new(Mutex::new(Some(records)));
+    let source_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+    let stats = Arc::new(Mutex::new(DataflowStats::default()));
     let progress = Arc::new(progress);
-    let in_flight = workers.max(1) as u64;
-    let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
+    let (in_order_end, source_error_end, stats_end) =
+        (in_order.clone(), source_error.clone(), stats.clone());
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
         use timely::dataflow::operators::vec::{Input, Map};
         use timely::dataflow::operators::{Exchange, Probe};
-        let (ctx, in_order, progress) = (ctx.clone(), in_order.clone(), progress.clone());
+        let (ctx, in_order, progress, stats) = (
+            ctx.clone(),
+            in_order.clone(),
+            progress.clone(),
+            stats.clone(),
+        );
+        let fetch_ctx = ctx.clone();
+        let cluster_params = ctx.cluster;
+        let state = Arc::new(Mutex::new(WorkerState::new(4)));
+        let (fetch_state, worker_state, worker_stats) =
+            (state.clone(), state.clone(), stats.clone());
         let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
-            let (input, batches) = scope.new_input::<BatchRange>();
-            let mut iso_ws = IsochroneWorkspace::new(&ctx.network);
-            let mut join_ws = JoinWorkspace::default();
+            let (input, batches) = scope.new_input::<PoiBatch>();
             let (probe, _) = batches
-                .exchange(|b: &BatchRange| b.id)
-                .map(move |b| process_batch(&ctx, b, &mut iso_ws, &mut join_ws))
-                .exchange(|_: &BatchOutput| 0)
-                .map(move |out| {
-                    progress(out.batch.len as u64);
+                // cluster: on the source's worker, so every cluster of a batch knows its count.
+                .flat_map(move |b: PoiBatch| cluster_batch(b.id, b.records, &cluster_params))
+                .exchange(|c: &Cluster| c.tile.hash())
+                // network-fetch: the cluster's slice, from this worker's cache.
+                .map(move |c: Cluster| {
+                    let mut st = fetch_state.lock().unwrap_or_else(|e| e.into_inner());
+                    let slice = fetch_slice(&fetch_ctx, &mut st.cache, &c);
+                    (c, slice)
+                })
+                // isochrone, census join and outlines, POI by POI.
+                .map(move |(c, slice)| {
+                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                    process_cluster(&ctx, c, slice, &mut st)
+                })
+                .exchange(|_: &ClusterOutput| 0)
+                // sink: complete batches, in order.
+                .map(move |out: ClusterOutput| {
+                    stats.lock().unwrap_or_else(|e| e.into_inner()).clusters += 1;
+                    if out.index == 0 {
+                        progress(u64::from(out.batch_records));
+                    }
                     in_order.lock().unwrap_or_else(|e| e.into_inner()).push(out);
                 })
                 .probe();
             (input, probe)
         });
         if worker.index() == 0 {
-            for b in &to_compute {
-                input.send(*b);
-                input.advance_to(b.id + 1);
-                // Backpressure: at most one batch per worker between source and sink. Memory is
-                // bounded by that many batches' results, not by the input; and a batch a worker
-                // finished is committed before it starts another, so a crash loses at most the
-                // batch each worker was computing.
-                let bound = (b.id + 1).saturating_sub(in_flight);
-                worker.step_while(|| probe.less_than(&bound));
+            let reader = source.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(mut reader) = reader {
+                let mut id = 0u64;
+                loop {
+                    let batch = match reader.next_batch(batch_size) {
+                        Ok(Some(b)) => b,
+                        Ok(None) => break,
+                        Err(e) => {
+                            *source_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            break;
+                        }
+                    };
+                    if id < skip {
+                        id += 1;
+                        continue;
+                    }
+                    input.send(PoiBatch { id, records: batch });
+                    id += 1;
+                    input.advance_to(id);
+                    // Backpressure: at most one batch per worker between source and sink.
+                    // Memory is bounded by that many batches' results, not by the input; and a
+                    // crash loses at most the batches being computed.
+                    let bound = id.saturating_sub(workers as u64);
+                    worker.step_while(|| probe.less_than(&bound));
+                }
+                worker_stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .batches = id;
             }
         }
         // Closing the input lets the frontier advance; every worker steps until all is done.
         drop(input);
         worker.step_while(|| !probe.done());
+        let st = worker_state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stats = worker_stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.slice_fetches += st.cache.fetches;
+        stats.slice_hits += st.cache.hits;
     })
-    .map_err(|e| crate::Error::Config(format!("cannot start {workers} workers: {e}")))?;
+    .map_err(|e| Error::Config(format!("cannot start {workers} workers: {e}")))?;
     for r in guards.join() {
-        r.map_err(|e| crate::Error::Config(format!("a worker failed: {e}")))?;
+        r.map_err(|e| Error::Config(format!("a worker failed: {e}")))?;
     }
-    let mut in_order = in_order_end.lock().unwrap_or_else(|e| e.into_inner());
-    in_order.drain();
-    if let Some(e) = in_order.error.take() {
+    if let Some(e) = source_error_end
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
         return Err(e);
     }
-    if in_order.next != in_order.total {
-        return Err(crate::Error::Config(format!(
+    let in_order = Arc::try_unwrap(in_order_end)
+        .map_err(|_| Error::Config("internal: the sink is still shared".into()))?
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = in_order.error {
+        return Err(e);
+    }
+    let stats = *stats_end.lock().unwrap_or_else(|e| e.into_inner());
+    if in_order.next != stats.batches.max(skip) || !in_order.parts.is_empty() {
+        return Err(Error::Config(format!(
             "internal: only {} of {} batches reached the sink",
-            in_order.next, in_order.total
+            in_order.next, stats.batches
         )));
     }
-    Ok(counts)
+    Ok((in_order.sink, stats))
 }

@@ -7,27 +7,33 @@
 use crate::census::{AcsTable, BlockGroup};
 use crate::checkpoint::{Checkpoint, Fingerprint, file_identity};
 use crate::config::{Analysis, PoiSource, RunConfig};
-use crate::dataflow::{BatchOutput, RunContext, run_batches};
+use crate::dataflow::{
+    BatchCounts, BatchResult, BatchSink, PoiRecords, ProcessedPoi, ReachCounts, RecordsInMemory,
+    RunContext, add_counts, fault_point, run_batches,
+};
 use crate::error::{Error, Result};
+use crate::geom::grid::Cell;
 use crate::graph::Millis;
 use crate::graph::dijkstra::Workspace;
+use crate::graph::snap::Snap;
 use crate::osm::OsmRoads;
-use crate::output::{self, CensusRow, IsochroneWriter, RunReport};
-use crate::poi::PoiInput;
-use crate::stages::census_join::Coverage;
+use crate::output::{self, CensusRow, NetworkReport, RunReport, StreamProgress, StreamedOutputs};
+use crate::stages::census_join::{CensusIndex, Coverage};
+use crate::stages::cluster::{ClusterParams, default_tile_m, reach_radius_m};
 use crate::stages::distance::{network_nearest, straight_line_nearest};
 use crate::stages::isochrone::{IsochroneParams, minutes_to_ms};
-use crate::stages::network::Network;
+use crate::stages::network::{LocalExtract, Network};
 use crate::types::Reject;
-use std::collections::BTreeMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Everything a run reads, already parsed.
+/// Everything a run reads: the POIs as a stream of records, the rest parsed.
 pub struct Inputs {
-    /// POIs and the records rejected while reading them.
-    pub pois: PoiInput,
+    /// POI records, read batch by batch by the dataflow's source.
+    pub pois: Box<dyn PoiRecords>,
     /// Roads of the network extract.
     pub roads: OsmRoads,
     /// Block-group boundaries.
@@ -49,7 +55,41 @@ pub struct RunOptions {
     pub fresh: bool,
 }
 
-/// Reads every input file named by `cfg`, timing each read into `timings`.
+/// Opens the POI records named by `cfg` (POIs found in the network extract are collected
+/// first; a POI file is read as the dataflow asks for batches).
+fn open_pois(cfg: &RunConfig) -> Result<Box<dyn PoiRecords>> {
+    Ok(match &cfg.pois {
+        PoiSource::File(p) => {
+            let input = crate::poi::read_pois(p)?;
+            // Accepted POIs first, then the rejects, each numbered in turn.
+            let n = input.pois.len() as u32;
+            let mut records: Vec<(u32, std::result::Result<crate::types::Poi, Reject>)> = input
+                .pois
+                .into_iter()
+                .enumerate()
+                .map(|(k, p)| (k as u32, Ok(p)))
+                .collect();
+            records.extend(
+                input
+                    .rejects
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, r)| (n + k as u32, Err(r))),
+            );
+            Box::new(RecordsInMemory::new(records))
+        }
+        PoiSource::OsmTag(tag) => {
+            let filter = crate::osm::pois::TagFilter::parse(tag).map_err(Error::Config)?;
+            Box::new(RecordsInMemory::from_pois(crate::osm::pois::pois_by_tag(
+                &cfg.network,
+                &filter,
+            )?))
+        }
+    })
+}
+
+/// Reads every input file named by `cfg` but the POIs, which are opened for streaming; times
+/// each read into `timings`.
 pub fn load_inputs(
     cfg: &RunConfig,
     timings: &mut Vec<(String, f64)>,
@@ -61,19 +101,8 @@ pub fn load_inputs(
     spin.finish_and_clear();
     timings.push(("read_network".into(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
-    let pois = match &cfg.pois {
-        PoiSource::File(p) => crate::poi::read_pois(p)?,
-        PoiSource::OsmTag(tag) => {
-            let filter = crate::osm::pois::TagFilter::parse(tag).map_err(Error::Config)?;
-            let pois = crate::osm::pois::pois_by_tag(&cfg.network, &filter)?;
-            PoiInput {
-                records: pois.len(),
-                pois,
-                rejects: Vec::new(),
-            }
-        }
-    };
-    timings.push(("read_pois".into(), t.elapsed().as_secs_f64()));
+    let pois = open_pois(cfg)?;
+    timings.push(("open_pois".into(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
     let spin = output::spinner("reading block groups and ACS values", quiet);
     let block_groups = crate::census::boundaries::read_block_groups(&cfg.block_groups)?;
@@ -136,88 +165,116 @@ pub fn execute(
     });
     spin.finish_and_clear();
     drop(inputs.roads);
-    let ctx = timer.time("prepare", || {
-        RunContext::new(
-            network,
-            &inputs.block_groups,
-            params.clone(),
-            inputs.pois.pois,
-        )
+    let reach_m = reach_radius_m(
+        params.max_snap_m,
+        params.travel_times_min.last().copied().unwrap_or(0),
+        network.top_speed_mps(),
+        params.buffer_m,
+    );
+    let extent = network.extent();
+    let ctx = timer.time("prepare", || RunContext {
+        source: Arc::new(LocalExtract::new(network, &params)),
+        census: CensusIndex::new(&inputs.block_groups, params.grid()),
+        params: params.clone(),
+        cluster: ClusterParams {
+            tile_m: default_tile_m(reach_m),
+            reach_m,
+        },
+        mode: analysis.mode,
     });
     let ctx = Arc::new(ctx);
-    let pois = &ctx.pois;
+    let whole = ctx.source.whole().ok_or_else(|| {
+        Error::Config("internal: the network source holds no whole network".into())
+    })?;
 
-    // Isochrones, the join and the outlines, batch by batch on the dataflow's workers; the
-    // sink takes batches in order, streams outlines to disk and keeps the small per-POI results.
-    let progress = output::progress_bar(pois.len() as u64, "isochrones", show.quiet);
-    let bar = progress.clone();
-    let acc = Arc::new(Mutex::new(BatchAccumulator {
-        limits: params
-            .travel_times_min
-            .iter()
-            .map(|m| minutes_to_ms(*m))
-            .collect(),
-        geojson: Some(IsochroneWriter::create(out)?),
+    // Batches committed by an earlier run are replayed into the sink; the part files of the
+    // streamed outputs go back to where the last of them left them.
+    let limits: Vec<Millis> = params
+        .travel_times_min
+        .iter()
+        .map(|m| minutes_to_ms(*m))
+        .collect();
+    let mut acc = Accumulated {
+        limits,
+        extent_and_reach: extent.map(|e| (e, reach_m)),
         ..Default::default()
-    }));
-    let sink_acc = acc.clone();
-    let batch_counts = timer.time("batches", || {
+    };
+    let mut resume = None;
+    let committed = match &checkpoint {
+        Some(cp) => {
+            let n = cp.committed()?;
+            timer.time("replay", || -> Result<()> {
+                for id in 0..n {
+                    let rec: BatchRecord = cp.load(id)?;
+                    acc.coverage.add_cells(&rec.coverage_delta);
+                    acc.apply(&rec);
+                    resume = Some(rec.streams);
+                }
+                Ok(())
+            })?;
+            n
+        }
+        None => 0,
+    };
+    let streams = match &checkpoint {
+        Some(cp) => StreamedOutputs::open(&cp.sinks_dir(), resume, false)?,
+        None => StreamedOutputs::open(out, None, true)?,
+    };
+    let sink = RunSink {
+        checkpoint: checkpoint.clone(),
+        streams,
+        acc,
+    };
+
+    // The dataflow: clusters, network slices, isochrones, the join and the outlines, batch by
+    // batch on the workers; the sink takes batches in order and streams outputs to disk.
+    let progress = output::counter("POIs", show.quiet);
+    let bar = progress.clone();
+    let records_again = inputs.pois.reopen()?;
+    let (sink, stats) = timer.time("batches", || {
         run_batches(
             ctx.clone(),
+            inputs.pois,
             analysis.batch_size,
+            committed,
             show.workers.max(1),
             move |n| bar.inc(n),
-            checkpoint,
-            Box::new(move |o| {
-                let id = o.batch.id;
-                sink_acc.lock().unwrap_or_else(|e| e.into_inner()).add(o);
-                crate::dataflow::fault_point("sink", id);
-            }),
+            sink,
         )
     })?;
     progress.finish_and_clear();
-    let mut acc = std::mem::take(&mut *acc.lock().unwrap_or_else(|e| e.into_inner()));
-    if let Some(e) = acc.write_error.take() {
-        return Err(e);
-    }
-    if let Some(w) = acc.geojson.take() {
-        w.finish()?;
-    }
-    let BatchAccumulator {
-        coverage,
-        reach_by_bg,
-        snaps,
-        rejects: stage_rejects,
-        settled_total,
-        stage_seconds,
-        ..
-    } = acc;
+    let RunSink { streams, acc, .. } = sink;
+    timer.time("write", || streams.finish(out))?;
+    let batch_counts = BatchCounts {
+        batches_total: stats.batches,
+        batches_resumed: committed,
+        batches_computed: stats.batches.saturating_sub(committed),
+    };
     for (stage, s) in ["isochrone", "census_join", "polygons"]
         .iter()
-        .zip(stage_seconds)
+        .zip(acc.stage_seconds)
     {
         timer.0.push((stage.to_string(), s));
     }
     let census = &ctx.census;
-    let network = &ctx.network;
+    let network = &whole.network;
 
     // Distances for every block group reached at the longest travel time.
-    let reported: Vec<u32> = reach_by_bg.keys().copied().collect();
+    let reported: Vec<u32> = acc.reach.keys().copied().collect();
     let centroids: Vec<_> = reported
         .iter()
         .map(|k| census.block_groups[*k as usize].centroid)
         .collect();
     let (straight, network_near) = timer.time("distance", || {
-        let poi_xy: Vec<_> = snaps
-            .iter()
-            .map(|(k, _)| {
-                let p = &pois[*k as usize];
-                (*k, crate::geom::albers::to_5070(p.lon, p.lat))
-            })
-            .collect();
-        let straight = straight_line_nearest(&poi_xy, &centroids);
+        let straight = straight_line_nearest(&acc.poi_xy, &centroids);
         let mut ws = Workspace::new(network.graph.node_count());
-        let near = network_nearest(network, &snaps, &centroids, analysis.max_snap_m, &mut ws);
+        let near = network_nearest(
+            network,
+            &acc.snaps,
+            &centroids,
+            analysis.max_snap_m,
+            &mut ws,
+        );
         (straight, near)
     });
 
@@ -227,7 +284,7 @@ pub fn execute(
     for (ti, &minutes) in params.travel_times_min.iter().enumerate() {
         let limit = minutes_to_ms(minutes);
         for (r, &bg) in reported.iter().enumerate() {
-            let reaching = reach_by_bg[&bg][ti];
+            let reaching = acc.reach[&bg].get(ti).copied().unwrap_or(0);
             if reaching == 0 {
                 continue;
             }
@@ -237,7 +294,7 @@ pub fn execute(
                 centroid_lonlat: prepared.centroid_lonlat,
                 straight: straight[r],
                 network: network_near[r],
-                coverage_share: coverage.share(census, bg, limit),
+                coverage_share: acc.coverage.share(census, bg, limit),
                 pois_reaching: reaching,
                 minutes,
                 acs: inputs.acs.rows.get(&prepared.geoid).cloned(),
@@ -247,24 +304,32 @@ pub fn execute(
     let union_km2: Vec<(u32, f64)> = params
         .travel_times_min
         .iter()
-        .map(|&m| (m, coverage.union_area_km2(&params.grid(), minutes_to_ms(m))))
+        .map(|&m| {
+            (
+                m,
+                acc.coverage
+                    .union_area_km2(&params.grid(), minutes_to_ms(m)),
+            )
+        })
         .collect();
+    // The POIs named as nearest, read again from the source: the run holds none of them.
+    let wanted: std::collections::BTreeSet<u32> =
+        rows.iter().filter_map(|r| r.nearest_poi()).collect();
+    let poi_names = timer.time("poi_names", || pois_named(records_again, &wanted))?;
 
-    let mut rejects = inputs.pois.rejects.clone();
-    rejects.extend(stage_rejects);
     let report = timer.time("write", || {
         output::write_all(
             out,
             &output::RunOutputs {
                 analysis,
-                pois,
+                poi_names: &poi_names,
                 rows: &rows,
-                rejects: &rejects,
+                rejected: acc.rejected as usize,
                 acs_variables: &inputs.acs.variables,
-                records_in: inputs.pois.records,
-                processed: snaps.len(),
+                records_in: acc.records as usize,
+                processed: acc.processed as usize,
                 union_km2: &union_km2,
-                settled_nodes: settled_total,
+                settled_nodes: acc.settled_total,
                 block_groups_total: census.block_groups.len(),
                 inputs: &inputs.described,
             },
@@ -275,11 +340,43 @@ pub fn execute(
     timings.push(("total".into(), reading + started.elapsed().as_secs_f64()));
     let mut report = report.with_timings(timings);
     report.batches = batch_counts;
+    report.network = NetworkReport {
+        top_speed_kmh: whole.network.top_speed_mps() * 3.6,
+        reach_radius_km: reach_m / 1000.0,
+        tile_km: ctx.cluster.tile_m / 1000.0,
+        clusters: stats.clusters,
+        slice_fetches: stats.slice_fetches,
+        slice_cache_hits: stats.slice_hits,
+        pois_reaching_past_extent: acc.pois_past_extent,
+    };
+    report.peak_rss_mb = output::peak_rss_bytes().map(|b| b as f64 / 1e6);
     output::write_run_json(out, &report)?;
     if !show.quiet {
         eprint!("{}", report.summary());
     }
     Ok(report)
+}
+
+/// Id and name of the POIs at the record indices `wanted`, streaming `records` once.
+fn pois_named(
+    mut records: Box<dyn PoiRecords>,
+    wanted: &std::collections::BTreeSet<u32>,
+) -> Result<HashMap<u32, (String, String)>> {
+    let mut names = HashMap::with_capacity(wanted.len());
+    if wanted.is_empty() {
+        return Ok(names);
+    }
+    while let Some(batch) = records.next_batch(4096)? {
+        for (k, r) in batch {
+            if let (true, Ok(p)) = (wanted.contains(&k), r) {
+                names.insert(k, (p.id, p.name));
+            }
+        }
+        if names.len() == wanted.len() {
+            break;
+        }
+    }
+    Ok(names)
 }
 
 /// Runs the job described by `cfg`.
@@ -337,11 +434,7 @@ impl StageTimer {
 /// The embedded demo town as run inputs.
 pub fn town_inputs(town: crate::demo::Town) -> Inputs {
     Inputs {
-        pois: PoiInput {
-            records: town.pois.len(),
-            pois: town.pois,
-            rejects: Vec::new(),
-        },
+        pois: Box::new(RecordsInMemory::from_pois(town.pois)),
         roads: town.roads,
         block_groups: town.block_groups,
         acs: town.acs,
@@ -349,52 +442,109 @@ pub fn town_inputs(town: crate::demo::Town) -> Inputs {
     }
 }
 
-/// What the sink keeps of every batch, in batch order: everything but the outlines, which go
-/// straight to `isochrones.geojson`.
-#[derive(Default)]
-struct BatchAccumulator {
-    coverage: Coverage,
-    /// Per block group, how many POIs reach it within each travel time (counts, not lists:
-    /// memory does not grow with the number of POIs).
-    reach_by_bg: BTreeMap<u32, Vec<u32>>,
-    /// The travel-time limits, ms, ascending.
-    limits: Vec<Millis>,
-    snaps: Vec<(u32, crate::graph::snap::Snap)>,
-    rejects: Vec<Reject>,
-    settled_total: u64,
+/// What the checkpoint keeps of a batch: enough to rebuild everything the sink accumulates,
+/// and where the streamed outputs stood after it. Outlines are not kept: they are in the
+/// `isochrones.geojson` part file already.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct BatchRecord {
+    /// Records in the batch.
+    records: u32,
+    /// POIs processed (snap points and positions feed the distance stage).
+    processed: Vec<ProcessedPoi>,
+    /// Records rejected.
+    rejected: u32,
+    /// Cells whose earliest time this batch improved, with the new time.
+    coverage_delta: Vec<(Cell, Millis)>,
+    /// Block groups reached, with counts per travel time.
+    reach: ReachCounts,
+    /// Seconds in the isochrone, census-join and outline stages.
     stage_seconds: [f64; 3],
-    /// `isochrones.geojson`, written as batches arrive.
-    geojson: Option<IsochroneWriter>,
-    write_error: Option<Error>,
+    /// The streamed outputs after this batch.
+    streams: StreamProgress,
 }
 
-impl BatchAccumulator {
-    fn add(&mut self, o: BatchOutput) {
-        for (k, s) in o.stage_seconds.iter().enumerate() {
-            self.stage_seconds[k] += s;
+/// What the sink accumulates over batches: bounded by the census tables and the union of the
+/// isochrones, not by the number of POIs — but for the distance stage's POI positions.
+#[derive(Default)]
+struct Accumulated {
+    /// The travel-time limits, ms, ascending.
+    limits: Vec<Millis>,
+    coverage: Coverage,
+    /// Per block group, how many POIs reach it within each travel time.
+    reach: BTreeMap<u32, Vec<u32>>,
+    snaps: Vec<(u32, Snap)>,
+    poi_xy: Vec<(u32, geo::Coord<f64>)>,
+    /// The network extract's extent and the reach radius: a POI closer to the extent's edge
+    /// than the radius may have its isochrone cut short by the end of the data.
+    extent_and_reach: Option<(geo::Rect<f64>, f64)>,
+    pois_past_extent: u64,
+    records: u64,
+    processed: u64,
+    rejected: u64,
+    settled_total: u64,
+    stage_seconds: [f64; 3],
+}
+
+impl Accumulated {
+    /// Adds a batch's record, but for its coverage (the caller adds cells or delta).
+    fn apply(&mut self, rec: &BatchRecord) {
+        for (bg, counts) in &rec.reach {
+            add_counts(
+                self.reach
+                    .entry(*bg)
+                    .or_insert_with(|| vec![0; self.limits.len()]),
+                counts,
+            );
         }
-        for p in o.processed {
-            for (bg, t) in p.reach {
-                let counts = self
-                    .reach_by_bg
-                    .entry(bg)
-                    .or_insert_with(|| vec![0; self.limits.len()]);
-                for (c, limit) in counts.iter_mut().zip(&self.limits) {
-                    *c += u32::from(t <= *limit);
-                }
-            }
-            self.settled_total += p.settled_nodes as u64;
+        for p in &rec.processed {
             self.snaps.push((p.poi, p.snap));
-        }
-        self.coverage.add_cells(&o.coverage);
-        self.rejects.extend(o.rejects.into_iter().map(|(_, r)| r));
-        if let (Some(w), None) = (self.geojson.as_mut(), &self.write_error) {
-            for f in &o.features {
-                if let Err(e) = w.write(f) {
-                    self.write_error = Some(e);
-                    break;
-                }
+            self.poi_xy.push((p.poi, p.xy));
+            self.settled_total += u64::from(p.settled_nodes);
+            if let Some((e, r)) = self.extent_and_reach {
+                let inside = p.xy.x - r >= e.min().x
+                    && p.xy.y - r >= e.min().y
+                    && p.xy.x + r <= e.max().x
+                    && p.xy.y + r <= e.max().y;
+                self.pois_past_extent += u64::from(!inside);
             }
         }
+        self.records += u64::from(rec.records);
+        self.processed += rec.processed.len() as u64;
+        self.rejected += u64::from(rec.rejected);
+        for (s, t) in self.stage_seconds.iter_mut().zip(rec.stage_seconds) {
+            *s += t;
+        }
+    }
+}
+
+/// The sink: takes complete batches in order, appends their outlines and rejects to the part
+/// files, commits the batch's record with the parts' lengths, and accumulates.
+struct RunSink {
+    checkpoint: Option<Arc<Checkpoint>>,
+    streams: StreamedOutputs,
+    acc: Accumulated,
+}
+
+impl BatchSink for RunSink {
+    fn batch(&mut self, b: BatchResult) -> Result<()> {
+        let coverage_delta = self.acc.coverage.improve(&b.coverage);
+        let rejects: Vec<Reject> = b.rejects.iter().map(|r| r.1.clone()).collect();
+        self.streams.write(&b.features, &rejects)?;
+        fault_point("sink", b.id);
+        let rec = BatchRecord {
+            records: b.records,
+            processed: b.processed,
+            rejected: rejects.len() as u32,
+            coverage_delta,
+            reach: b.reach,
+            stage_seconds: b.stage_seconds,
+            streams: self.streams.progress()?,
+        };
+        if let Some(cp) = &self.checkpoint {
+            cp.commit(b.id, &rec)?;
+            fault_point("commit", b.id);
+        }
+        self.acc.apply(&rec);
+        Ok(())
     }
 }

@@ -126,13 +126,16 @@ fn killed_runs_resume_to_identical_outputs() {
     assert_eq!(batches(&again), (6, 6, 0));
     same_outputs(&base, &again, "full resume");
 
-    // (fault, batches committed before the kill)
+    // (fault, batches committed before the kill). The sink appends a batch's outputs to the
+    // part files, then commits: killed while writing (sink:K), batch K is recomputed and its
+    // half-written bytes are cut off; killed right after the commit (commit:K), it is not.
     for (fault, committed) in [
         ("compute:2", 2),
         ("commit:2", 3),
-        ("sink:2", 3),
+        ("sink:2", 2),
         ("compute:0", 0),
-        ("sink:5", 6),
+        ("sink:5", 5),
+        ("commit:5", 6),
     ] {
         let (out, cp) = (
             s.root.join(fault.replace(':', "_")),

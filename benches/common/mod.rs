@@ -21,11 +21,3 @@ pub fn random_points_in_dc_core(n: usize, seed: u64) -> Vec<(f64, f64)> {
         .map(|_| (-77.075 + 0.075 * next(), 38.895 + 0.06 * next()))
         .collect()
 }
-
-/// Peak resident set size of this process so far, bytes (Linux `VmHWM`).
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}

@@ -1,6 +1,6 @@
-//! The sinks: `census.csv`, `isochrones.geojson` (streamed as batches complete), `rejects.csv`,
-//! `run.json`, and the summary on stderr. Files are written to a temporary name and renamed,
-//! so a reader never sees half a file.
+//! The sinks: `isochrones.geojson` and `rejects.csv` (streamed as batches complete, into part
+//! files a checkpoint can resume), `census.csv`, `run.json`, and the summary on stderr. Files
+//! are written under a temporary name and renamed, so a reader never sees half a file.
 
 use crate::config::Analysis;
 use crate::error::{Error, Result};
@@ -12,6 +12,7 @@ use crate::types::{Mode, Poi, Reject};
 use geo::MultiPolygon;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -105,12 +106,12 @@ impl IsochroneFeature {
 pub struct RunOutputs<'a> {
     /// Analysis settings.
     pub analysis: &'a Analysis,
-    /// The run's POIs (rows refer to them by index).
-    pub pois: &'a [Poi],
+    /// Id and name of every POI a row names as nearest, by record index.
+    pub poi_names: &'a HashMap<u32, (String, String)>,
     /// Census rows, sorted by travel time then GEOID.
     pub rows: &'a [CensusRow],
-    /// Every POI not processed.
-    pub rejects: &'a [Reject],
+    /// Records not processed (listed in rejects.csv).
+    pub rejected: usize,
     /// ACS variable codes in column order.
     pub acs_variables: &'a [String],
     /// POI records read.
@@ -150,6 +151,19 @@ pub struct RunReport {
     pub settled_nodes: u64,
     /// Batches of the run, and how many came from the checkpoint.
     pub batches: crate::dataflow::BatchCounts,
+    /// How the network was served to the POI clusters.
+    pub network: NetworkReport,
+    /// Peak resident memory of the process, MB (Linux; `None` elsewhere).
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// The process's peak resident set size in bytes (`VmHWM` of `/proc/self/status`), where the
+/// system reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// POI counts.
@@ -273,6 +287,24 @@ pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     pb
 }
 
+/// A counter on stderr for a stream of unknown length (POIs read from a file), hidden when
+/// quiet or when stderr is not a terminal.
+pub fn counter(what: &str, quiet: bool) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(
+        None,
+        if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template("{msg:>12} {pos} {per_sec} {elapsed}") {
+        pb.set_style(style);
+    }
+    pb.set_message(what.to_string());
+    pb
+}
+
 /// A spinner on stderr for a step of unknown length (reading an input), hidden when quiet or
 /// when stderr is not a terminal. Finish it with `finish_and_clear`.
 pub fn spinner(what: &str, quiet: bool) -> ProgressBar {
@@ -299,11 +331,10 @@ fn population_column(vars: &[String]) -> Option<usize> {
         .find_map(|code| vars.iter().position(|v| v == code))
 }
 
-/// Writes census.csv and rejects.csv (isochrones.geojson is streamed by [`IsochroneWriter`]);
-/// returns the report (without timings).
+/// Writes census.csv (isochrones.geojson and rejects.csv are streamed by
+/// [`StreamedOutputs`]); returns the report (without timings).
 pub fn write_all(dir: &Path, o: &RunOutputs<'_>) -> Result<RunReport> {
     write_atomic(&dir.join("census.csv"), |w| write_census_csv(w, o))?;
-    write_atomic(&dir.join("rejects.csv"), |w| write_rejects(w, o.rejects))?;
 
     let pop = population_column(o.acs_variables);
     let reach = o
@@ -349,7 +380,7 @@ pub fn write_all(dir: &Path, o: &RunOutputs<'_>) -> Result<RunReport> {
         counts: Counts {
             pois_in: o.records_in,
             processed: o.processed,
-            rejected: o.rejects.len(),
+            rejected: o.rejected,
             block_groups_total: o.block_groups_total,
         },
         reach,
@@ -365,7 +396,30 @@ pub fn write_all(dir: &Path, o: &RunOutputs<'_>) -> Result<RunReport> {
         .to_vec(),
         settled_nodes: o.settled_nodes,
         batches: Default::default(),
+        network: Default::default(),
+        peak_rss_mb: None,
     })
+}
+
+/// How the network reached the POI clusters, for `run.json`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NetworkReport {
+    /// The fastest travel on the network, km/h (projected length over time).
+    pub top_speed_kmh: f64,
+    /// How far from its POI an isochrone can extend: snapping distance, longest travel time
+    /// at the top speed, buffer; km.
+    pub reach_radius_km: f64,
+    /// Side of the clustering tiles, km.
+    pub tile_km: f64,
+    /// Clusters processed.
+    pub clusters: u64,
+    /// Network slices fetched (a local extract is one slice, fetched once per worker).
+    pub slice_fetches: u64,
+    /// Clusters served from a worker's slice cache.
+    pub slice_cache_hits: u64,
+    /// POIs whose reach radius extends past the network extract's extent: their isochrones
+    /// end where the data ends (use a larger extract to avoid it).
+    pub pois_reaching_past_extent: u64,
 }
 
 /// Writes `run.json`.
@@ -412,7 +466,7 @@ fn write_census_csv(w: &mut dyn Write, o: &RunOutputs<'_>) -> std::io::Result<()
     csv.write_record(&header)?;
     for r in o.rows {
         let g = &r.geoid;
-        let nearest = r.nearest_poi().map(|k| &o.pois[k as usize]);
+        let nearest = r.nearest_poi().and_then(|k| o.poi_names.get(&k));
         let km = r.straight.map(|s| s.distance_m / 1000.0);
         let (time_min, net_km) = match r.network {
             NetworkNearest::Reached {
@@ -428,8 +482,8 @@ fn write_census_csv(w: &mut dyn Write, o: &RunOutputs<'_>) -> std::io::Result<()
             g[11..12].to_string(),
             format!("{:.6}", r.centroid_lonlat.0),
             format!("{:.6}", r.centroid_lonlat.1),
-            nearest.map(|p| p.id.clone()).unwrap_or_default(),
-            nearest.map(|p| p.name.clone()).unwrap_or_default(),
+            nearest.map(|p| p.0.clone()).unwrap_or_default(),
+            nearest.map(|p| p.1.clone()).unwrap_or_default(),
             opt(km, 4),
             opt(km.map(|k| k * MILES_PER_KM), 4),
             opt(time_min, 3),
@@ -447,86 +501,219 @@ fn write_census_csv(w: &mut dyn Write, o: &RunOutputs<'_>) -> std::io::Result<()
     csv.flush()
 }
 
-fn write_rejects(w: &mut dyn Write, rejects: &[Reject]) -> std::io::Result<()> {
-    let mut csv = csv::Writer::from_writer(w);
-    csv.write_record(["source", "id", "reason"])?;
-    for r in rejects {
-        csv.write_record([
-            r.source.as_str(),
-            r.id.as_deref().unwrap_or(""),
-            r.reason.as_str(),
-        ])?;
-    }
-    csv.flush()
+/// An output written batch by batch: appended to a part file, whose length after each batch the
+/// checkpoint records with the batch, so that a resumed run truncates it back to the last
+/// committed batch and carries on. The finished file is moved or copied into place.
+pub struct PartFile {
+    path: PathBuf,
+    w: std::io::BufWriter<std::fs::File>,
+    len: u64,
+    /// Removed when dropped unfinished: a part file outside a checkpoint is never left behind.
+    temporary: bool,
 }
 
-/// `isochrones.geojson`, streamed feature by feature as batches complete, into a temporary
-/// file that replaces the real one on [`IsochroneWriter::finish`]. Dropped unfinished (a run
-/// that failed), it removes the temporary file: no partial output is ever left.
-pub struct IsochroneWriter {
-    path: PathBuf,
-    tmp: PathBuf,
-    w: Option<std::io::BufWriter<std::fs::File>>,
-    count: usize,
+impl PartFile {
+    /// Opens the part file `path`. `resume_at`: the length recorded by the checkpoint (the
+    /// file is truncated to it; it must be at least that long), or `None` to start the file
+    /// afresh with `header`. A `temporary` part file is removed if the run fails.
+    pub fn open(
+        path: &Path,
+        resume_at: Option<u64>,
+        header: &[u8],
+        temporary: bool,
+    ) -> Result<PartFile> {
+        let file = match resume_at {
+            None => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+                }
+                std::fs::File::create(path).map_err(|e| Error::output(path, e))?
+            }
+            Some(len) => {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| {
+                        Error::input(
+                            path,
+                            format!("the checkpoint's partial output cannot be opened: {e} (use --fresh to start over)"),
+                        )
+                    })?;
+                let have = file.metadata().map_err(|e| Error::input(path, e))?.len();
+                if have < len {
+                    return Err(Error::input(
+                        path,
+                        format!(
+                            "the checkpoint's partial output has {have} bytes, fewer than the {len} it recorded (use --fresh to start over)"
+                        ),
+                    ));
+                }
+                file.set_len(len).map_err(|e| Error::output(path, e))?;
+                file
+            }
+        };
+        let mut part = PartFile {
+            path: path.to_path_buf(),
+            w: std::io::BufWriter::with_capacity(1 << 16, file),
+            len: resume_at.unwrap_or(0),
+            temporary,
+        };
+        use std::io::Seek;
+        part.w
+            .seek(std::io::SeekFrom::Start(part.len))
+            .map_err(|e| Error::output(path, e))?;
+        if resume_at.is_none() {
+            part.append(header)?;
+        }
+        Ok(part)
+    }
+
+    /// Appends bytes.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.w
+            .write_all(bytes)
+            .map_err(|e| Error::output(&self.path, e))?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Hands everything appended to the operating system and returns the length so far: what
+    /// the checkpoint records.
+    pub fn flush(&mut self) -> Result<u64> {
+        self.w.flush().map_err(|e| Error::output(&self.path, e))?;
+        Ok(self.len)
+    }
+
+    /// Writes the part followed by `footer` to `dest` atomically. A temporary part is moved
+    /// (and so consumed); a checkpoint's part is copied and stays, so that the run can be
+    /// finished again from its checkpoint.
+    pub fn finish_into(mut self, dest: &Path, footer: &[u8]) -> Result<()> {
+        self.flush()?;
+        let tmp = dest.with_extension("tmp");
+        if self.temporary {
+            self.append(footer)?;
+            self.flush()?;
+            self.w
+                .get_ref()
+                .sync_all()
+                .map_err(|e| Error::output(&self.path, e))?;
+            std::fs::rename(&self.path, dest).map_err(|e| Error::output(dest, e))?;
+            self.temporary = false;
+            return Ok(());
+        }
+        std::fs::copy(&self.path, &tmp).map_err(|e| Error::output(&tmp, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&tmp)
+            .map_err(|e| Error::output(&tmp, e))?;
+        f.write_all(footer).map_err(|e| Error::output(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::output(&tmp, e))?;
+        std::fs::rename(&tmp, dest).map_err(|e| Error::output(dest, e))
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Where a run's streamed outputs stand: bytes written to each part file and features written,
+/// as committed with every batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StreamProgress {
+    /// Length of the `isochrones.geojson` part.
+    pub geojson_bytes: u64,
+    /// Features in it.
+    pub features: u64,
+    /// Length of the `rejects.csv` part.
+    pub rejects_bytes: u64,
+}
+
+/// The streamed outputs, `isochrones.geojson` and `rejects.csv`, written batch by batch into
+/// part files (in `parts_dir`) and put into place by [`StreamedOutputs::finish`].
+pub struct StreamedOutputs {
+    geojson: PartFile,
+    rejects: PartFile,
+    features: u64,
     buf: String,
 }
 
-impl IsochroneWriter {
-    /// Starts `isochrones.geojson` in `dir`.
-    pub fn create(dir: &Path) -> Result<IsochroneWriter> {
-        let path = dir.join("isochrones.geojson");
-        let tmp = dir.join("isochrones.geojson.tmp");
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::output(&tmp, e))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
-        w.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[")
-            .map_err(|e| Error::output(&tmp, e))?;
-        Ok(IsochroneWriter {
-            path,
-            tmp,
-            w: Some(w),
-            count: 0,
+const GEOJSON_HEADER: &[u8] = b"{\"type\":\"FeatureCollection\",\"features\":[";
+const GEOJSON_FOOTER: &[u8] = b"\n]}\n";
+
+impl StreamedOutputs {
+    /// Opens the part files in `parts_dir`, resuming at `resume` when a checkpoint recorded
+    /// one. Parts are `temporary` (removed on failure, moved on success) outside a checkpoint.
+    pub fn open(parts_dir: &Path, resume: Option<StreamProgress>, temporary: bool) -> Result<Self> {
+        let geojson = PartFile::open(
+            &parts_dir.join("isochrones.geojson.part"),
+            resume.map(|r| r.geojson_bytes),
+            GEOJSON_HEADER,
+            temporary,
+        )?;
+        let rejects = PartFile::open(
+            &parts_dir.join("rejects.csv.part"),
+            resume.map(|r| r.rejects_bytes),
+            b"source,id,reason\n",
+            temporary,
+        )?;
+        Ok(StreamedOutputs {
+            geojson,
+            rejects,
+            features: resume.map_or(0, |r| r.features),
             buf: String::new(),
         })
     }
 
-    /// Appends one feature.
-    pub fn write(&mut self, f: &IsochroneFeature) -> Result<()> {
-        self.buf.clear();
-        if self.count > 0 {
-            self.buf.push(',');
+    /// Appends one batch's features and rejects, in order.
+    pub fn write(&mut self, features: &[IsochroneFeature], rejects: &[Reject]) -> Result<()> {
+        for f in features {
+            self.buf.clear();
+            if self.features > 0 {
+                self.buf.push(',');
+            }
+            feature_json(&mut self.buf, f);
+            self.features += 1;
+            self.geojson.append(self.buf.as_bytes())?;
         }
-        feature_json(&mut self.buf, f);
-        self.count += 1;
-        let w = self
-            .w
-            .as_mut()
-            .ok_or_else(|| Error::output(&self.path, "already finished"))?;
-        w.write_all(self.buf.as_bytes())
-            .map_err(|e| Error::output(&self.tmp, e))
+        if !rejects.is_empty() {
+            let mut csv = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(Vec::new());
+            for r in rejects {
+                csv.write_record([
+                    r.source.as_str(),
+                    r.id.as_deref().unwrap_or(""),
+                    r.reason.as_str(),
+                ])
+                .map_err(|e| Error::output(&self.rejects.path, e))?;
+            }
+            let bytes = csv
+                .into_inner()
+                .map_err(|e| Error::output(&self.rejects.path, e.to_string()))?;
+            self.rejects.append(&bytes)?;
+        }
+        Ok(())
     }
 
-    /// Closes the collection and moves the file into place.
-    pub fn finish(mut self) -> Result<()> {
-        let mut w = self
-            .w
-            .take()
-            .ok_or_else(|| Error::output(&self.path, "already finished"))?;
-        w.write_all(b"\n]}\n")
-            .map_err(|e| Error::output(&self.tmp, e))?;
-        w.flush().map_err(|e| Error::output(&self.tmp, e))?;
-        w.get_ref()
-            .sync_all()
-            .map_err(|e| Error::output(&self.tmp, e))?;
-        drop(w);
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::output(&self.path, e))
+    /// Flushes both parts; what a checkpoint records after a batch.
+    pub fn progress(&mut self) -> Result<StreamProgress> {
+        Ok(StreamProgress {
+            geojson_bytes: self.geojson.flush()?,
+            features: self.features,
+            rejects_bytes: self.rejects.flush()?,
+        })
     }
-}
 
-impl Drop for IsochroneWriter {
-    fn drop(&mut self) {
-        if self.w.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+    /// Puts `isochrones.geojson` and `rejects.csv` into `out`.
+    pub fn finish(self, out: &Path) -> Result<()> {
+        self.geojson
+            .finish_into(&out.join("isochrones.geojson"), GEOJSON_FOOTER)?;
+        self.rejects.finish_into(&out.join("rejects.csv"), b"")
     }
 }
 

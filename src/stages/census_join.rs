@@ -221,6 +221,27 @@ impl Coverage {
         }
     }
 
+    /// Adds cells with their times and returns those that improved the union (new cells, or
+    /// earlier times), in the order given: what a checkpoint needs to rebuild the union.
+    pub fn improve(&mut self, cells: &[(Cell, Millis)]) -> Vec<(Cell, Millis)> {
+        let mut improved = Vec::new();
+        for (c, t) in cells {
+            match self.cells.entry(*c) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    if *t < *e.get() {
+                        e.insert(*t);
+                        improved.push((*c, *t));
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(*t);
+                    improved.push((*c, *t));
+                }
+            }
+        }
+        improved
+    }
+
     /// The cells with their earliest times, sorted by cell.
     pub fn into_sorted_cells(self) -> Vec<(Cell, Millis)> {
         let mut v: Vec<_> = self.cells.into_iter().collect();

@@ -1,12 +1,13 @@
 //! CSV POI input: the original's custom-coordinates form, one POI per row under a header.
 
 use super::{
-    Candidate, Collector, ID_NAMES, LAT_NAMES, LON_NAMES, PoiInput, coord_from_text, non_empty,
-    take_state,
+    Admit, Candidate, ID_NAMES, LAT_NAMES, LON_NAMES, Origin, Outcome, coord_from_text, non_empty,
+    rejected, take_state,
 };
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 /// Which column holds what, resolved once from the header.
 struct Columns {
@@ -74,7 +75,7 @@ impl Columns {
     }
 
     /// A full-width row as a candidate POI.
-    fn candidate(&self, row: &csv::StringRecord, source: String, index: usize) -> Candidate {
+    fn candidate(&self, row: &csv::StringRecord, origin: Origin, index: usize) -> Candidate {
         let mut tags: BTreeMap<String, String> = self
             .tags
             .iter()
@@ -82,7 +83,7 @@ impl Columns {
             .collect();
         let state = self.state.and_then(|c| take_state(&row[c], &mut tags));
         Candidate {
-            source,
+            origin,
             index,
             id: self.id.and_then(|c| non_empty(&row[c])),
             name: self.name.and_then(|c| non_empty(&row[c])),
@@ -95,84 +96,249 @@ impl Columns {
     }
 }
 
-/// Turns the csv crate's record positions into physical line numbers.
+/// CSV records read one at a time from any reader, in memory independent of the input's size:
+/// the csv crate's buffer, the current row, the id table of [`Admit`] and the line breaks of
+/// the row being read (see [`Utf8Input`]).
 ///
-/// csv reports where it started reading a record, which is before the previous record's line
-/// end and any blank lines; the record's own first line is after those. The cursor only moves
-/// forward, so counting lines costs one pass over the text in all.
-struct LineCounter<'a> {
-    bytes: &'a [u8],
-    /// 1-based line of `at`.
-    line: usize,
-    at: usize,
+/// Each non-blank row after the header is one record, `line N` (1-based physical line; the
+/// header is line 1 of a file that starts with it).
+pub(super) struct CsvRecords<R: Read> {
+    reader: csv::Reader<Utf8Input<R>>,
+    columns: Columns,
+    row: csv::StringRecord,
+    /// Records read so far: the 0-based index of the next one.
+    index: usize,
+    admit: Admit,
+    origin: PathBuf,
 }
 
-impl LineCounter<'_> {
-    fn line_of(&mut self, position: Option<&csv::Position>) -> usize {
-        let mut start = position.map_or(self.at, |p| p.byte() as usize).max(self.at);
-        while matches!(self.bytes.get(start), Some(b'\n' | b'\r')) {
-            start += 1;
-        }
-        let end = start.min(self.bytes.len());
-        self.line += self.bytes[self.at..end]
+impl<R: Read> CsvRecords<R> {
+    /// Reads the header of `input` (a leading byte-order mark is skipped). `origin` names the
+    /// input in errors. No latitude or longitude column, or bytes that are not UTF-8 in the
+    /// header, is an [`Error::Input`].
+    pub(super) fn new(input: R, origin: &Path) -> Result<Self> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true) // a short or long row is a reject, not the end of the run
+            .trim(csv::Trim::All)
+            .from_reader(Utf8Input::new(input));
+        let header = reader
+            .headers()
+            .map_err(|e| read_error(e, "cannot read the CSV header", origin))?
             .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        self.at = end;
-        self.line
+            .map(str::to_string)
+            .collect();
+        let columns = Columns::resolve(header, origin)?;
+        Ok(CsvRecords {
+            reader,
+            columns,
+            row: csv::StringRecord::new(),
+            index: 0,
+            admit: Admit::default(),
+            origin: origin.to_path_buf(),
+        })
+    }
+
+    /// The next record as a POI or a reject; `None` at the end of the input. Bytes that are
+    /// not UTF-8 or a failing read are an [`Error::Input`] when the reader reaches them.
+    pub(super) fn next_record(&mut self) -> Result<Option<Outcome>> {
+        let width = self.columns.header.len();
+        loop {
+            match self.reader.read_record(&mut self.row) {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => return Err(read_error(e, "corrupt CSV", &self.origin)),
+            }
+            let row = &self.row;
+            let start = row.position().map_or(0, csv::Position::byte);
+            let line = self.reader.get_mut().line_of(start);
+            // csv skips empty lines itself; a line of only spaces is blank too (one empty
+            // field after trimming) unless the file really has a single column.
+            if width > 1 && row.len() == 1 && row[0].is_empty() {
+                continue;
+            }
+            let origin = Origin::Line(line);
+            self.index += 1;
+            if row.len() != width {
+                let id = self.columns.id.and_then(|c| row.get(c)).and_then(non_empty);
+                let reason = format!("expected {width} fields, found {}", row.len());
+                return Ok(Some(rejected(origin, id, reason)));
+            }
+            let candidate = self.columns.candidate(row, origin, self.index - 1);
+            return Ok(Some(self.admit.offer(candidate)));
+        }
     }
 }
 
-/// Parses CSV text (BOM already removed). Each non-blank row after the header is one record,
-/// `line N` (1-based physical line; the header is line 1 of a file that starts with it).
-pub(super) fn parse_csv(text: &str, origin: &Path) -> Result<PoiInput> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true) // a short or long row is a reject, not the end of the run
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let header = reader
-        .headers()
-        .map_err(|e| Error::input(origin, format!("cannot read the CSV header: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let columns = Columns::resolve(header, origin)?;
-    let width = columns.header.len();
-    let mut lines = LineCounter {
-        bytes: text.as_bytes(),
-        line: 1,
-        at: 0,
-    };
-    let mut collector = Collector::default();
-    // One POI per line at most: reserving up front saves the copies of a growing Vec, which
-    // on millions of rows cost more than the parsing.
-    collector
-        .out
-        .pois
-        .reserve(text.bytes().filter(|&b| b == b'\n').count() + 1);
-    let mut row = csv::StringRecord::new();
-    let mut index = 0usize;
-    loop {
-        match reader.read_record(&mut row) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(Error::input(origin, format!("corrupt CSV: {e}"))),
+/// An error of the csv reader as an input error: the UTF-8 check's own message, a failed
+/// read, or `context: {e}` for anything the csv crate itself objects to.
+fn read_error(e: csv::Error, context: &str, origin: &Path) -> Error {
+    if let csv::ErrorKind::Io(io) = e.kind() {
+        if let Some(bad) = io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<NotUtf8>())
+        {
+            return Error::input(origin, &bad.0);
         }
-        // csv skips empty lines itself; a line of only spaces is blank too (one empty field
-        // after trimming) unless the file really has a single column.
-        if width > 1 && row.len() == 1 && row[0].is_empty() {
-            continue;
-        }
-        let source = format!("line {}", lines.line_of(row.position()));
-        index += 1;
-        if row.len() != width {
-            let id = columns.id.and_then(|c| row.get(c)).and_then(non_empty);
-            let reason = format!("expected {width} fields, found {}", row.len());
-            collector.reject(source, id, reason);
-            continue;
-        }
-        collector.offer(columns.candidate(&row, source, index - 1));
+        return Error::input(origin, format!("cannot read: {io}"));
     }
-    Ok(collector.out)
+    Error::input(origin, format!("{context}: {e}"))
+}
+
+/// The input is not UTF-8: the message names the line and byte offset of the first bad byte.
+#[derive(Debug)]
+struct NotUtf8(String);
+
+impl std::fmt::Display for NotUtf8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotUtf8 {}
+
+/// A reader that passes on only valid UTF-8, drops a leading byte-order mark and remembers
+/// where line breaks are, for the csv reader in front of it.
+///
+/// * Bytes are validated a buffer at a time (a character split between two reads waits for
+///   the rest). Everything before the first bad byte is passed on; the read after that fails
+///   with [`NotUtf8`], naming the byte, its line and its offset (counted after the BOM, as
+///   [`super::decode_utf8`] does for a whole file).
+/// * The csv crate reports where it *started* reading a record: before the previous record's
+///   line end and any blank lines. To turn that into the record's own first line, the
+///   positions of the `\r`/`\n` bytes passed on are kept until the record reading them is
+///   done ([`Utf8Input::line_of`]); that is a record's worth plus the csv crate's 8 KiB
+///   read-ahead, never the file.
+struct Utf8Input<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    /// `buf[start..valid]` is checked and not yet passed on; `buf[valid..end]` is the start of
+    /// a character that needs more bytes.
+    start: usize,
+    valid: usize,
+    end: usize,
+    /// Stream offset (after the BOM) of `buf[0]`.
+    base: u64,
+    /// Whether a leading BOM has been looked for.
+    bom_done: bool,
+    eof: bool,
+    /// `\n` bytes checked so far.
+    newlines: u64,
+    /// The first bad byte's message, once reached.
+    bad: Option<String>,
+    /// Stream offsets of the checked `\r` and `\n` bytes not yet looked at by
+    /// [`Utf8Input::line_of`], times two, plus one for `\n`.
+    breaks: VecDeque<u64>,
+    /// `\n` bytes already dropped from `breaks`.
+    newlines_before: u64,
+}
+
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+impl<R: Read> Utf8Input<R> {
+    fn new(inner: R) -> Self {
+        Utf8Input {
+            inner,
+            buf: vec![0; 64 * 1024].into_boxed_slice(),
+            start: 0,
+            valid: 0,
+            end: 0,
+            base: 0,
+            bom_done: false,
+            eof: false,
+            newlines: 0,
+            bad: None,
+            breaks: VecDeque::new(),
+            newlines_before: 0,
+        }
+    }
+
+    /// Reads more input and checks it. Leaves `start == valid` only at the end of the input,
+    /// at a bad byte, or when a BOM or character still needs more bytes (call again).
+    fn fill(&mut self) -> io::Result<()> {
+        let tail = self.end - self.valid;
+        self.buf.copy_within(self.valid..self.end, 0);
+        self.base += self.valid as u64;
+        (self.start, self.valid, self.end) = (0, 0, tail);
+        let n = loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        self.end += n;
+        self.eof = n == 0;
+        if !self.bom_done {
+            if self.end < BOM.len() && !self.eof {
+                return Ok(());
+            }
+            if self.buf[..self.end].starts_with(BOM) {
+                self.buf.copy_within(BOM.len()..self.end, 0);
+                self.end -= BOM.len();
+            }
+            self.bom_done = true;
+        }
+        let (valid, bad) = match std::str::from_utf8(&self.buf[..self.end]) {
+            Ok(_) => (self.end, false),
+            // An incomplete character at the end is bad only when no more bytes will come.
+            Err(e) => (e.valid_up_to(), e.error_len().is_some() || self.eof),
+        };
+        for (i, &b) in self.buf[..valid].iter().enumerate() {
+            if b == b'\n' || b == b'\r' {
+                let lf = u64::from(b == b'\n');
+                self.newlines += lf;
+                self.breaks.push_back(((self.base + i as u64) << 1) | lf);
+            }
+        }
+        self.valid = valid;
+        if bad {
+            let at = self.base + valid as u64;
+            self.bad = Some(format!(
+                "not valid UTF-8: invalid byte 0x{:02x} at line {} (byte offset {at}); save the file as UTF-8",
+                self.buf[valid],
+                self.newlines + 1
+            ));
+        }
+        Ok(())
+    }
+
+    /// The 1-based physical line of the first byte at or after stream offset `at` that is not a
+    /// line break: where a record the csv crate says starts at `at` really starts. Offsets
+    /// must not decrease from one call to the next.
+    fn line_of(&mut self, at: u64) -> u64 {
+        let mut at = at;
+        while let Some(&b) = self.breaks.front() {
+            if b >> 1 > at {
+                break;
+            }
+            if b >> 1 == at {
+                at += 1;
+            }
+            self.newlines_before += b & 1;
+            self.breaks.pop_front();
+        }
+        self.newlines_before + 1
+    }
+}
+
+impl<R: Read> Read for Utf8Input<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.start == self.valid {
+            if let Some(bad) = &self.bad {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    NotUtf8(bad.clone()),
+                ));
+            }
+            if self.eof {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+        let n = out.len().min(self.valid - self.start);
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
 }

@@ -1,9 +1,12 @@
-//! JSON and GeoJSON POI input, streamed: each list element is parsed, turned into a POI or a
-//! reject and dropped before the next one is read, so a file of millions of features needs
-//! memory for the POIs only, not for a whole `serde_json::Value` tree.
+//! JSON and GeoJSON POI input. Each list element is parsed, turned into a POI or a reject and
+//! dropped before the next one is read, so a file of millions of features needs memory for the
+//! outcomes only, not for a whole `serde_json::Value` tree. The outcomes of the whole text are
+//! collected before any is handed on (see [`super::PoiStream`]): JSON inputs are small in
+//! practice, and CSV is the format for huge ones.
 
 use super::{
-    Candidate, Collector, ID_NAMES, PoiInput, check_coord, coord_from_text, non_empty, take_state,
+    Admit, Candidate, ID_NAMES, Origin, Outcome, check_coord, coord_from_text, non_empty, rejected,
+    take_state,
 };
 use crate::error::{Error, Result};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -24,7 +27,7 @@ enum Kind {
 /// Parses a JSON list of POI objects, `{"pois": [...]}`, a GeoJSON FeatureCollection or a
 /// single GeoJSON Feature, whichever `text` holds: the top-level shape decides, so a
 /// FeatureCollection saved as `.json` still reads.
-pub(super) fn parse_json(text: &str, origin: &Path) -> Result<PoiInput> {
+pub(super) fn parse_json(text: &str, origin: &Path) -> Result<Vec<Outcome>> {
     let mut collector = Collector::default();
     let mut de = serde_json::Deserializer::from_str(text);
     (&mut de)
@@ -32,6 +35,24 @@ pub(super) fn parse_json(text: &str, origin: &Path) -> Result<PoiInput> {
         .and_then(|()| de.end())
         .map_err(|e| Error::input(origin, format!("invalid JSON: {e}")))?;
     Ok(collector.out)
+}
+
+/// The outcomes so far, in input order.
+#[derive(Default)]
+struct Collector {
+    out: Vec<Outcome>,
+    admit: Admit,
+}
+
+impl Collector {
+    fn reject(&mut self, origin: Origin, id: Option<String>, reason: String) {
+        self.out.push(rejected(origin, id, reason));
+    }
+
+    fn offer(&mut self, c: Candidate) {
+        let outcome = self.admit.offer(c);
+        self.out.push(outcome);
+    }
 }
 
 /// The top-level value.
@@ -300,8 +321,8 @@ fn merge_tags(mut rest: BTreeMap<String, String>, tags: Option<Value>) -> BTreeM
 
 /// One element of a plain JSON list.
 fn record(c: &mut Collector, value: Value) {
-    let index = c.out.records;
-    let source = format!("record {}", index + 1);
+    let index = c.out.len();
+    let source = Origin::Record(index as u64 + 1);
     let obj = match value {
         Value::Object(obj) => obj,
         other => {
@@ -321,8 +342,8 @@ fn record(c: &mut Collector, value: Value) {
 
 /// One GeoJSON feature.
 fn feature(c: &mut Collector, value: Value) {
-    let index = c.out.records;
-    let source = format!("feature {}", index + 1);
+    let index = c.out.len();
+    let source = Origin::Feature(index as u64 + 1);
     let mut obj = match value {
         Value::Object(obj) => obj,
         other => {
@@ -366,7 +387,7 @@ fn feature(c: &mut Collector, value: Value) {
 /// A candidate POI from a record's recognised fields (shared by JSON records and GeoJSON
 /// features, which differ only in where the id and coordinates come from).
 fn candidate(
-    source: String,
+    source: Origin,
     index: usize,
     id: Option<String>,
     f: Fields,
@@ -380,7 +401,7 @@ fn candidate(
         .and_then(field_text)
         .and_then(|s| take_state(&s, &mut tags));
     Candidate {
-        source,
+        origin: source,
         index,
         id,
         name: f.name.as_ref().and_then(field_text),

@@ -1,5 +1,8 @@
 //! Reading POIs from CSV (the original's custom-coordinates form), GeoJSON and JSON.
 //!
+//! [`open_pois`] streams the records of a file (CSV in memory independent of its size, see
+//! [`PoiStream`]); [`read_pois`] collects that stream; [`pois_at`] fetches chosen records again.
+//!
 //! Every input record ends up in exactly one of [`PoiInput::pois`] or [`PoiInput::rejects`]:
 //! a record with bad coordinates, the wrong shape or an id already used is a [`Reject`] with a
 //! one-line reason, never an error. Only a file that cannot be read at all (missing, not UTF-8,
@@ -19,13 +22,16 @@
 
 mod csv_file;
 mod json;
+mod stream;
 
-use crate::error::{Error, Result};
+pub use stream::{PoiRecord, PoiStream, open_pois, pois_at};
+
+use crate::error::Result;
 use crate::types::{Poi, Reject};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -123,25 +129,31 @@ impl FromStr for PoiFormat {
 ///
 /// Errors (all [`Error::Input`] naming the file): the file cannot be read, is not UTF-8, is
 /// not valid JSON, or is a CSV without a latitude or longitude column.
+///
+/// This collects [`open_pois`]'s stream; for inputs too big to hold, read that stream instead.
 pub fn read_pois(path: &Path) -> Result<PoiInput> {
-    let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
-    let text = decode_utf8(&bytes).map_err(|cause| Error::input(path, cause))?;
-    let format = PoiFormat::from_path(path).unwrap_or_else(|| PoiFormat::sniff(text));
-    parse(text, format, path)
+    collect(open_pois(path)?)
 }
 
 /// Parses POIs from `text` (for tests and standard input). `origin` names the input in
 /// errors, as a path would. A leading UTF-8 byte-order mark is ignored.
 pub fn parse_pois_str(text: &str, format: PoiFormat, origin: &str) -> Result<PoiInput> {
-    parse(text, format, Path::new(origin))
+    let reader = std::io::Cursor::new(text.as_bytes().to_vec());
+    collect(PoiStream::from_reader(reader, format, Path::new(origin))?)
 }
 
-fn parse(text: &str, format: PoiFormat, origin: &Path) -> Result<PoiInput> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    match format {
-        PoiFormat::Csv => csv_file::parse_csv(text, origin),
-        PoiFormat::GeoJson | PoiFormat::Json => json::parse_json(text, origin),
+/// Gathers a whole stream: accepted POIs and rejects, each in input order.
+fn collect(stream: PoiStream) -> Result<PoiInput> {
+    let mut out = PoiInput::default();
+    for record in stream {
+        let (_, outcome) = record?;
+        out.records += 1;
+        match outcome {
+            Ok(poi) => out.pois.push(poi),
+            Err(reject) => out.rejects.push(reject),
+        }
     }
+    Ok(out)
 }
 
 /// Validates UTF-8 and drops a byte-order mark; the error says where the bad byte is, because
@@ -163,10 +175,53 @@ const LAT_NAMES: [&str; 3] = ["lat", "latitude", "y"];
 const LON_NAMES: [&str; 4] = ["lon", "lng", "longitude", "x"];
 const ID_NAMES: [&str; 4] = ["id", "poi_id", "osm_id", "osm_node_id"];
 
+/// Where a record sits in its input, kept as a number until it is shown: the duplicate-id
+/// table stores it in 8 bytes instead of a string per POI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// A CSV record starting on this 1-based physical line.
+    Line(u64),
+    /// The N-th (1-based) element of a JSON list.
+    Record(u64),
+    /// The N-th (1-based) GeoJSON feature.
+    Feature(u64),
+}
+
+impl Origin {
+    /// The kind in the top two bits, the number below.
+    fn pack(self) -> u64 {
+        let (kind, n) = match self {
+            Origin::Line(n) => (0, n),
+            Origin::Record(n) => (1, n),
+            Origin::Feature(n) => (2, n),
+        };
+        (kind << 62) | (n & (u64::MAX >> 2))
+    }
+
+    fn unpack(packed: u64) -> Origin {
+        let n = packed & (u64::MAX >> 2);
+        match packed >> 62 {
+            0 => Origin::Line(n),
+            1 => Origin::Record(n),
+            _ => Origin::Feature(n),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Line(n) => write!(f, "line {n}"),
+            Origin::Record(n) => write!(f, "record {n}"),
+            Origin::Feature(n) => write!(f, "feature {n}"),
+        }
+    }
+}
+
 /// One input record, after the format-specific parsing and before validation.
 struct Candidate {
     /// `line N`, `feature N`, `record N`.
-    source: String,
+    origin: Origin,
     /// 0-based index among the input's records, for the default id and name.
     index: usize,
     /// The record's own id (non-empty), if any.
@@ -179,59 +234,108 @@ struct Candidate {
     lon: Result<f64, String>,
 }
 
-/// Accumulates accepted POIs and rejects, enforcing unique ids.
+/// What became of one input record.
+type Outcome = std::result::Result<Poi, Reject>;
+
+/// A reject for a record that never became a candidate.
+fn rejected(origin: Origin, id: Option<String>, reason: String) -> Outcome {
+    Err(Reject {
+        source: origin.to_string(),
+        id,
+        reason,
+    })
+}
+
+/// Turns candidates into POIs or rejects, enforcing unique ids. Its memory is the id table:
+/// about 25 bytes per accepted POI (see [`IdIndex`]), whatever the ids' length.
 #[derive(Default)]
-struct Collector {
-    out: PoiInput,
-    /// The ids taken so far.
+struct Admit {
     ids: IdIndex,
 }
 
-/// Which ids are taken, without a second copy of every id string: a table from a 64-bit hash
-/// of the id to the POI holding it, confirmed against that POI's id on a hit. On millions of
-/// POIs this halves the allocations of a `HashMap<String, _>` and skips SipHash.
+impl Admit {
+    /// Validates a candidate's coordinates and id: a POI, or a reject with the reason.
+    fn offer(&mut self, c: Candidate) -> Outcome {
+        let (lat, lon) = match (c.lat, c.lon) {
+            (Ok(lat), Ok(lon)) => (lat, lon),
+            (lat, lon) => {
+                // Report both coordinates' problems at once, so one fix round is enough.
+                let reason = [lat.err(), lon.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return rejected(c.origin, c.id, reason);
+            }
+        };
+        let id = c.id.unwrap_or_else(|| format!("custom_{}", c.index));
+        if let Some(first) = self.ids.claim(&id, c.origin) {
+            let reason = format!("duplicate id {id} (first at {first})");
+            return rejected(c.origin, Some(id), reason);
+        }
+        Ok(Poi {
+            id,
+            name: c.name.unwrap_or_else(|| format!("Custom POI {}", c.index)),
+            kind: c.kind.unwrap_or_else(|| "custom".to_string()),
+            lon,
+            lat,
+            state: c.state,
+            tags: c.tags,
+            source: c.origin.to_string(),
+        })
+    }
+}
+
+/// Which ids are taken, without keeping any id string: a table from a 128-bit hash of the id
+/// to where its first POI was (for the reject's "first at"). An entry is 24 bytes (16 of
+/// hash, 8 of packed [`Origin`]) plus the table's control byte and slack, so a million POIs
+/// cost 25-50 MB at most whatever their ids look like.
+///
+/// The hash is two SipHash-1-3 values (std's `DefaultHasher`, fixed keys) of the id behind
+/// two different prefixes. Two different ids share both only by accident, with odds of about
+/// n²/2¹²⁹ that any pair among n ids does: 1.5·10⁻²⁵ for ten million ids. Such a collision
+/// would reject the later POI as a duplicate; nothing else can go wrong.
 #[derive(Default)]
 struct IdIndex {
-    by_hash: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
-    /// Ids whose hash was already taken by a different id (practically never happens).
-    collided: HashMap<String, usize>,
+    first: HashMap<IdKey, u64, BuildHasherDefault<PassThrough>>,
+}
+
+/// A 128-bit id hash as two words (not `u128`, whose 16-byte alignment would pad an entry to
+/// 32 bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct IdKey(u64, u64);
+
+impl Hash for IdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a hash: the table indexes by the first word as it is.
+        state.write_u64(self.0);
+    }
+}
+
+impl IdKey {
+    fn of(id: &str) -> IdKey {
+        let half = |prefix: u8| {
+            let mut h = DefaultHasher::new();
+            h.write_u8(prefix);
+            h.write(id.as_bytes());
+            h.finish()
+        };
+        IdKey(half(0x5a), half(0xa5))
+    }
 }
 
 impl IdIndex {
-    /// The index of the POI already holding `id`; otherwise records `id` as held by POI
-    /// `next` and returns `None`.
-    fn claim(&mut self, id: &str, next: usize, pois: &[Poi]) -> Option<usize> {
-        match self.by_hash.entry(hash_id(id)) {
+    /// Where the POI already holding `id` was; otherwise records `id` as held by the POI at
+    /// `origin` and returns `None`.
+    fn claim(&mut self, id: &str, origin: Origin) -> Option<Origin> {
+        match self.first.entry(IdKey::of(id)) {
             Entry::Vacant(e) => {
-                e.insert(next);
+                e.insert(origin.pack());
                 None
             }
-            Entry::Occupied(e) if pois[*e.get()].id == id => Some(*e.get()),
-            Entry::Occupied(_) => match self.collided.entry(id.to_string()) {
-                Entry::Occupied(e) => Some(*e.get()),
-                Entry::Vacant(e) => {
-                    e.insert(next);
-                    None
-                }
-            },
+            Entry::Occupied(e) => Some(Origin::unpack(*e.get())),
         }
     }
-}
-
-/// FxHash-style mixing of the id's bytes, finished with the splitmix64 finalizer so that the
-/// low bits the table indexes by are well spread even for ids like "1", "2", "3".
-fn hash_id(id: &str) -> u64 {
-    let mut h = id.len() as u64;
-    for chunk in id.as_bytes().chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
 }
 
 /// A hasher for keys that are already hashes.
@@ -250,57 +354,6 @@ impl Hasher for PassThrough {
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
-    }
-}
-
-impl Collector {
-    /// Records a reject for a record that never became a candidate.
-    fn reject(&mut self, source: String, id: Option<String>, reason: String) {
-        self.out.records += 1;
-        self.out.rejects.push(Reject { source, id, reason });
-    }
-
-    /// Validates a candidate's coordinates and id, then keeps it as a POI or rejects it.
-    fn offer(&mut self, c: Candidate) {
-        self.out.records += 1;
-        let (lat, lon) = match (c.lat, c.lon) {
-            (Ok(lat), Ok(lon)) => (lat, lon),
-            (lat, lon) => {
-                // Report both coordinates' problems at once, so one fix round is enough.
-                let reason = [lat.err(), lon.err()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                self.out.rejects.push(Reject {
-                    source: c.source,
-                    id: c.id,
-                    reason,
-                });
-                return;
-            }
-        };
-        let id = c.id.unwrap_or_else(|| format!("custom_{}", c.index));
-        let next = self.out.pois.len();
-        if let Some(first) = self.ids.claim(&id, next, &self.out.pois) {
-            let reason = format!(
-                "duplicate id {id} (first at {})",
-                self.out.pois[first].source
-            );
-            let (source, id) = (c.source, Some(id));
-            self.out.rejects.push(Reject { source, id, reason });
-            return;
-        }
-        self.out.pois.push(Poi {
-            id,
-            name: c.name.unwrap_or_else(|| format!("Custom POI {}", c.index)),
-            kind: c.kind.unwrap_or_else(|| "custom".to_string()),
-            lon,
-            lat,
-            state: c.state,
-            tags: c.tags,
-            source: c.source,
-        });
     }
 }
 

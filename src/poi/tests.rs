@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::Error;
 use std::path::PathBuf;
 
 use crate::testdata::shared_data_dir as data_dir;
@@ -683,4 +684,262 @@ fn real_fuquay_varina_without_trailing_newline() {
             source: "line 2".into(),
         }]
     );
+}
+
+// ---------------------------------------------------------------- streams
+
+/// Inputs with every kind of record: bad rows, duplicates, a BOM, blank lines, CRLF, a quoted
+/// field over two lines, defaults.
+const STREAM_INPUTS: [(&str, &str); 6] = [
+    (
+        "mixed.csv",
+        "\u{feff}id,name,lat,lon,state\n\
+         1,a,1,1,nc\n\
+         \n\
+         2,b,bad,1,\n\
+         1,dup,2,2,\n\
+         \x20\x20\n\
+         3,c,1\n\
+         ,\"two\nlines\",3,3,Unknown\n\
+         4,d,4,4,\n\
+         2,e,5,5,\n\
+         ,,6,6,\n",
+    ),
+    (
+        "crlf.csv",
+        "lat,lon,id\r\n1,1,x\r\n\r\n2,2,x\r\n3,3,\r\n4,4,y\r\n5,5,\r\n",
+    ),
+    ("header_only.csv", "lat,lon\n"),
+    ("no_newline.csv", "lat,lon\n1,2"),
+    (
+        "list.json",
+        r#"[{"id": 7, "lat": 1, "lon": 2}, 3, {"id": 7, "lat": 1, "lon": 2}, {"lat": 9},
+            {"lat": 4, "lon": 5}]"#,
+    ),
+    ("fc.geojson", FC),
+];
+
+/// All records of a stream read in chunks of `size`.
+fn chunks_of(path: &Path, size: usize) -> Vec<PoiRecord> {
+    let mut stream = open_pois(path).expect("opens");
+    let mut all = Vec::new();
+    while let Some(chunk) = stream.next_chunk(size).expect("reads") {
+        assert!(!chunk.is_empty() && chunk.len() <= size);
+        all.extend(chunk);
+    }
+    assert!(stream.next_chunk(size).expect("stays at the end").is_none());
+    all
+}
+
+/// The records of a `PoiInput` in input order, given the index of each (from a stream).
+fn split(records: &[PoiRecord]) -> PoiInput {
+    let mut out = PoiInput::default();
+    for (k, (i, outcome)) in records.iter().enumerate() {
+        assert_eq!(*i as usize, k, "record indices count from 0 without gaps");
+        out.records += 1;
+        match outcome {
+            Ok(p) => out.pois.push(p.clone()),
+            Err(r) => out.rejects.push(r.clone()),
+        }
+    }
+    out
+}
+
+#[test]
+fn stream_chunks_concatenate_to_read_pois() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in STREAM_INPUTS {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        let whole = read_pois(&path).expect("reads");
+        // The same outcomes as parsing the text in memory (a different reader underneath).
+        let format = PoiFormat::from_path(&path).expect("known extension");
+        assert_eq!(parse_pois_str(text, format, name).expect("parses"), whole);
+        let first = chunks_of(&path, 1);
+        assert_eq!(split(&first), whole, "{name}");
+        for size in [2, 3, 1000] {
+            assert_eq!(chunks_of(&path, size), first, "{name}, chunks of {size}");
+        }
+    }
+    // The mixed CSV really has every kind of outcome, in file order.
+    let path = dir.path().join("mixed.csv");
+    let got: Vec<_> = chunks_of(&path, 4)
+        .into_iter()
+        .map(|(i, o)| match o {
+            Ok(p) => (i, p.id, p.source),
+            Err(r) => (i, r.reason, r.source),
+        })
+        .collect();
+    let want = [
+        (0, "1", "line 2"),
+        (1, "latitude 'bad' is not a number", "line 4"),
+        (2, "duplicate id 1 (first at line 2)", "line 5"),
+        (3, "expected 5 fields, found 3", "line 7"),
+        (4, "custom_4", "line 8"),
+        (5, "4", "line 10"),
+        (6, "2", "line 11"),
+        (7, "custom_7", "line 12"),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|&(i, a, b)| (i, a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// A reader that hands out a few bytes per call, so that characters, the BOM and line ends
+/// fall across reads.
+struct Trickle {
+    bytes: Vec<u8>,
+    at: usize,
+    step: usize,
+}
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        // Sizes 1, 2, ..., step, 1, 2, ...
+        let want = 1 + self.at % self.step;
+        let n = want.min(out.len()).min(self.bytes.len() - self.at);
+        out[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+fn trickle(text: &[u8], step: usize) -> PoiStream {
+    let reader = Trickle {
+        bytes: text.to_vec(),
+        at: 0,
+        step,
+    };
+    PoiStream::from_reader(reader, PoiFormat::Csv, Path::new("t.csv")).expect("opens")
+}
+
+#[test]
+fn stream_csv_from_a_reader_that_returns_a_few_bytes_at_a_time() {
+    let text =
+        "\u{feff}id,name,lat,lon\r\n1,Bogotá ñandú 東京,1,1\r\n\r\n2,\"é\r\nü\",2,2\r\n1,x,3,3\r\n";
+    let want = parse_pois_str(text, PoiFormat::Csv, "t.csv").expect("parses");
+    assert_eq!(want.pois[0].name, "Bogotá ñandú 東京");
+    assert_eq!(want.pois[1].source, "line 4");
+    assert_eq!(want.rejects[0].source, "line 6");
+    for step in 1..8 {
+        let got: Vec<_> = trickle(text.as_bytes(), step)
+            .map(|r| r.expect("reads"))
+            .collect();
+        assert_eq!(split(&got), want, "step {step}");
+    }
+}
+
+#[test]
+fn stream_reports_bad_utf8_after_the_records_before_it() {
+    // As read_pois_rejects_non_utf8_with_the_line, behind a BOM (offsets count after it), with
+    // more good records before the bad byte than one chunk holds.
+    let mut text = b"\xef\xbb\xbfname,lat,lon\n".to_vec();
+    for i in 0..5 {
+        text.extend_from_slice(format!("p{i},1,2\n").as_bytes());
+    }
+    let at = text.len() - 3 + "Bogot".len();
+    text.extend_from_slice(b"Bogot\xe1,4,-74\nlater,1,1\n");
+    let want = format!(
+        "not valid UTF-8: invalid byte 0xe1 at line 7 (byte offset {at}); save the file as UTF-8"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latin1.csv");
+    std::fs::write(&path, &text).expect("write");
+    let (_, cause) = input_error(read_pois(&path));
+    assert_eq!(cause, want);
+    for step in [1, 3, 64] {
+        let mut stream = trickle(&text, step);
+        let chunk = stream.next_chunk(3).expect("good records").expect("some");
+        assert_eq!(chunk.len(), 3);
+        // The last good records come in a short chunk, then the error, then nothing.
+        let chunk = stream.next_chunk(3).expect("good records").expect("some");
+        assert_eq!(chunk.len(), 2);
+        match stream.next_chunk(3) {
+            Err(Error::Input { cause, .. }) => assert_eq!(cause, want),
+            other => panic!("expected the UTF-8 error, got {other:?}"),
+        }
+        assert!(stream.next_chunk(3).expect("ended").is_none());
+    }
+    // A character cut off by the end of the input is bad too.
+    let cause = match trickle(b"lat,lon\n1,2\xc3", 2).find_map(|r| r.err()) {
+        Some(Error::Input { cause, .. }) => cause,
+        other => panic!("expected the UTF-8 error, got {other:?}"),
+    };
+    assert_eq!(
+        cause,
+        "not valid UTF-8: invalid byte 0xc3 at line 2 (byte offset 11); save the file as UTF-8"
+    );
+}
+
+#[test]
+fn stream_line_numbers_survive_records_longer_than_the_buffers() {
+    // A 200 kB quoted field with 5,000 line breaks, then ordinary rows.
+    let long: String = (0..5000).map(|i| format!("{i:038}\n")).collect();
+    let text = format!("id,note,lat,lon\na,\"{long}\",1,1\n\nb,x,2,2\r\n\r\nc,y,3,3\n");
+    let mut stream = trickle(text.as_bytes(), 7000);
+    let got: Vec<_> = stream
+        .by_ref()
+        .map(|r| r.expect("reads").1.expect("a POI").source)
+        .collect();
+    assert_eq!(got, ["line 2", "line 5004", "line 5006"]);
+    assert_eq!(stream.records_read(), 3);
+}
+
+#[test]
+fn stream_sniffs_like_read_pois_and_names_the_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (text, format, records) in [
+        (
+            "\u{feff}\n \t [{\"lat\": 1, \"lon\": 2}]",
+            PoiFormat::Json,
+            1,
+        ),
+        ("lat,lon\n1,2\n3,4\n", PoiFormat::Csv, 2),
+        ("", PoiFormat::Csv, 0),
+    ] {
+        let path = dir.path().join("pois.dat");
+        std::fs::write(&path, text).expect("write");
+        match open_pois(&path) {
+            Ok(stream) => {
+                assert_eq!(stream.format(), format);
+                assert_eq!(stream.count(), records);
+            }
+            // The empty file: a CSV without columns, as read_pois says.
+            Err(Error::Input { cause, .. }) => {
+                assert!(text.is_empty(), "{cause}");
+                assert!(cause.ends_with("none (the file is empty)"), "{cause}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn pois_at_fetches_accepted_pois_by_record_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mixed.csv");
+    std::fs::write(&path, STREAM_INPUTS[0].1).expect("write");
+    let all = read_pois(&path).expect("reads");
+    // Unsorted with repeats; 1 and 2 are rejects, 99 is past the end.
+    let got = pois_at(&path, &[7, 99, 0, 2, 5, 7, 1]).expect("reads");
+    let ids: Vec<_> = got.iter().map(|(i, p)| (*i, p.id.as_str())).collect();
+    assert_eq!(ids, [(0, "1"), (5, "4"), (7, "custom_7")]);
+    assert_eq!(got[1].1, all.pois[2]);
+    assert!(pois_at(&path, &[]).expect("nothing to read").is_empty());
+    let (p, _) = input_error(pois_at(Path::new("/nonexistent/p.csv"), &[0]).map(|_| all));
+    assert_eq!(p, Path::new("/nonexistent/p.csv"));
+}
+
+#[test]
+fn real_trailheads_stream_in_chunks() {
+    let path = data_dir().join("trailheads/trail_heads.csv");
+    let whole = read_pois(&path).expect("reads");
+    for size in [1, 7, 1000] {
+        assert_eq!(split(&chunks_of(&path, size)), whole);
+    }
+    let at = pois_at(&path, &[2658, 1632]).expect("reads");
+    assert_eq!(at[0], (1632, whole.pois[1632].clone()));
+    assert_eq!(at[1].1.name, "ZILPO MOUNTAIN");
 }

@@ -59,25 +59,10 @@ pub struct RunOptions {
 /// first; a POI file is read as the dataflow asks for batches).
 fn open_pois(cfg: &RunConfig) -> Result<Box<dyn PoiRecords>> {
     Ok(match &cfg.pois {
-        PoiSource::File(p) => {
-            let input = crate::poi::read_pois(p)?;
-            // Accepted POIs first, then the rejects, each numbered in turn.
-            let n = input.pois.len() as u32;
-            let mut records: Vec<(u32, std::result::Result<crate::types::Poi, Reject>)> = input
-                .pois
-                .into_iter()
-                .enumerate()
-                .map(|(k, p)| (k as u32, Ok(p)))
-                .collect();
-            records.extend(
-                input
-                    .rejects
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, r)| (n + k as u32, Err(r))),
-            );
-            Box::new(RecordsInMemory::new(records))
-        }
+        PoiSource::File(p) => Box::new(PoiFile {
+            path: p.clone(),
+            stream: crate::poi::open_pois(p)?,
+        }),
         PoiSource::OsmTag(tag) => {
             let filter = crate::osm::pois::TagFilter::parse(tag).map_err(Error::Config)?;
             Box::new(RecordsInMemory::from_pois(crate::osm::pois::pois_by_tag(
@@ -86,6 +71,25 @@ fn open_pois(cfg: &RunConfig) -> Result<Box<dyn PoiRecords>> {
             )?))
         }
     })
+}
+
+/// A POI file, streamed.
+struct PoiFile {
+    path: std::path::PathBuf,
+    stream: crate::poi::PoiStream,
+}
+
+impl PoiRecords for PoiFile {
+    fn next_batch(&mut self, max: usize) -> Result<Option<Vec<crate::poi::PoiRecord>>> {
+        self.stream.next_chunk(max)
+    }
+
+    fn reopen(&self) -> Result<Box<dyn PoiRecords>> {
+        Ok(Box::new(PoiFile {
+            path: self.path.clone(),
+            stream: crate::poi::open_pois(&self.path)?,
+        }))
+    }
 }
 
 /// Reads every input file named by `cfg` but the POIs, which are opened for streaming; times

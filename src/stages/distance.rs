@@ -7,13 +7,14 @@
 //!   [`crate::types::Direction`]) that point.
 
 use super::network::Network;
-use crate::graph::LinkId;
 use crate::graph::dijkstra::{Seed, Workspace};
 use crate::graph::snap::Snap;
+use crate::graph::{LinkId, Millis, NodeId};
 use geo::Coord;
 use rstar::{RTree, primitives::GeomWithData};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 /// Kilometres to statute miles, the original's factor.
 pub const MILES_PER_KM: f64 = 0.621371;
@@ -28,39 +29,77 @@ pub struct StraightNearest {
 }
 
 /// For each target, the nearest of `pois` (EPSG:5070 points with their run indices) in a
-/// straight line; ties go to the smaller POI index. `None` only when `pois` is empty.
+/// straight line; ties go to the smaller POI index. `None` only when `pois` is empty. One
+/// batch of a [`StraightFold`].
 pub fn straight_line_nearest(
     pois: &[(u32, Coord<f64>)],
     targets: &[Coord<f64>],
 ) -> Vec<Option<StraightNearest>> {
-    let tree = RTree::bulk_load(
-        pois.iter()
-            .map(|(k, c)| GeomWithData::new([c.x, c.y], *k))
-            .collect(),
-    );
-    targets
-        .iter()
-        .map(|t| {
+    let mut fold = StraightFold::new(targets.to_vec());
+    fold.add(pois);
+    fold.result()
+}
+
+/// The straight-line nearest POI of each target, folded over batches of POIs: state is the
+/// targets and their best so far, whatever the number of POIs. Ties go to the smaller POI
+/// index, so the result does not depend on how the POIs are split into batches or on the
+/// order of the batches.
+///
+/// Cost per batch: an R-tree bulk load of the batch and one nearest-neighbour walk per
+/// target, which stops at the target's best so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StraightFold {
+    targets: Vec<Coord<f64>>,
+    best: Vec<Option<StraightNearest>>,
+}
+
+impl StraightFold {
+    /// A fold for `targets` (EPSG:5070), none of which has a nearest POI yet.
+    pub fn new(targets: Vec<Coord<f64>>) -> StraightFold {
+        let best = vec![None; targets.len()];
+        StraightFold { targets, best }
+    }
+
+    /// Folds in one batch of POIs (EPSG:5070 points with their run indices). Each POI index
+    /// is to be added once.
+    pub fn add(&mut self, pois: &[(u32, Coord<f64>)]) {
+        if pois.is_empty() {
+            return;
+        }
+        let tree = RTree::bulk_load(
+            pois.iter()
+                .map(|(k, c)| GeomWithData::new([c.x, c.y], *k))
+                .collect(),
+        );
+        for (t, best) in self.targets.iter().zip(&mut self.best) {
             let q = [t.x, t.y];
-            let mut best: Option<StraightNearest> = None;
-            // Walk neighbours in distance order and stop after the first distance: this keeps
-            // ties deterministic (smallest index) without depending on the tree's layout.
+            // Walk neighbours in distance order and stop after the best distance so far: this
+            // keeps ties deterministic (smallest index) without depending on the tree's layout.
             for n in tree.nearest_neighbor_iter(&q) {
                 let d = (n.geom()[0] - t.x).hypot(n.geom()[1] - t.y);
                 match best {
                     Some(b) if d > b.distance_m => break,
                     Some(b) if d == b.distance_m && n.data >= b.poi => {}
                     _ => {
-                        best = Some(StraightNearest {
+                        *best = Some(StraightNearest {
                             poi: n.data,
                             distance_m: d,
                         })
                     }
                 }
             }
-            best
-        })
-        .collect()
+        }
+    }
+
+    /// The targets, as given to [`StraightFold::new`].
+    pub fn targets(&self) -> &[Coord<f64>] {
+        &self.targets
+    }
+
+    /// For each target, the nearest POI of all batches so far (`None` before any POI).
+    pub fn result(&self) -> Vec<Option<StraightNearest>> {
+        self.best.clone()
+    }
 }
 
 /// The nearest POI along the network, or why there is none.
@@ -163,6 +202,267 @@ pub fn network_nearest(
             }
         })
         .collect()
+}
+
+/// The network nearest POI of each target, folded over batches of snapped POIs: the state is
+/// bounded by the network and the targets, not by the POIs. Gives exactly what
+/// [`network_nearest`] gives for all POIs at once (the same times, POIs and lengths, the same
+/// f64 arithmetic), whatever the batches and their order.
+///
+/// State: for every graph node the best label so far, the lexicographic minimum of
+/// (time, POI index) over the POIs added, with the road length of that path (16 bytes a
+/// node); for every target its snap and the best POI on its own link so far.
+///
+/// [`NetworkFold::add`] runs a multi-source Dijkstra from the batch's seeds that relaxes a node
+/// only when its new label is better than the node's label so far. That pruning is exact:
+/// labels only grow along a path, so a path through a node the batch does not improve cannot
+/// improve anything beyond it either. Cost: the first batch settles the reachable graph, as a
+/// one-shot search would; later batches settle only the nodes they improve, fewer and fewer as
+/// the labels fill in. Every POI index is to be added once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetworkFold {
+    labels: Vec<Label>,
+    targets: Vec<Option<TargetLink>>,
+    /// The targets snapped to each link (those a POI on that link can reach without a node).
+    by_link: HashMap<LinkId, Vec<u32>>,
+    #[serde(skip)]
+    search: PrunedSearch,
+}
+
+/// A node's best label: reached at `time_ms` from POI `poi` over `length_m` metres of road.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct Label {
+    time_ms: Millis,
+    poi: u32,
+    length_m: f64,
+}
+
+impl Label {
+    const UNREACHED: Label = Label {
+        time_ms: Millis::MAX,
+        poi: u32::MAX,
+        length_m: 0.0,
+    };
+
+    /// (time, POI) as one integer: smaller is better.
+    #[inline]
+    fn key(time_ms: Millis, poi: u32) -> u64 {
+        ((time_ms as u64) << 32) | poi as u64
+    }
+
+    fn reached(&self) -> bool {
+        self.time_ms != Millis::MAX
+    }
+}
+
+/// A target's place on the network, and the best POI on its own link so far.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct TargetLink {
+    start: NodeId,
+    end: NodeId,
+    /// Whole-link times in the search direction, start → end and end → start.
+    along: Option<Millis>,
+    against: Option<Millis>,
+    length_m: f64,
+    /// Where the target is on the link (share of it from its start).
+    fraction: f64,
+    /// (time, POI, length) of the best POI on the same link, reached without a node.
+    on_link: Option<(f64, u32, f64)>,
+}
+
+/// Offers `(time, poi, length)` to `best`: it wins when its (time, POI) is smaller; on a full
+/// tie the earlier offer stays, as in [`network_nearest`].
+#[inline]
+fn offer_to(best: &mut Option<(f64, u32, f64)>, time: f64, poi: u32, length: f64) {
+    let better = match *best {
+        None => true,
+        Some((bt, bp, _)) => time < bt || (time == bt && poi < bp),
+    };
+    if better {
+        *best = Some((time, poi, length));
+    }
+}
+
+/// The pruned search's scratch state: its heap and which nodes it settled, by generation.
+#[derive(Clone, Debug, Default)]
+struct PrunedSearch {
+    heap: BinaryHeap<Reverse<u64>>,
+    done: Vec<u32>,
+    generation: u32,
+}
+
+impl NetworkFold {
+    /// A fold for `targets` (EPSG:5070) on `network`: each target is snapped once to the
+    /// nearest road within `max_snap_m`, as [`network_nearest`] does.
+    pub fn new(network: &Network, targets: &[Coord<f64>], max_snap_m: f64) -> NetworkFold {
+        let g = &network.graph;
+        let mut by_link: HashMap<LinkId, Vec<u32>> = HashMap::new();
+        let targets = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let snap = network.snap_index.nearest(*t, max_snap_m)?;
+                let link = &g.links[snap.link as usize];
+                let (along, against) = network.link_times(snap.link);
+                by_link.entry(snap.link).or_default().push(i as u32);
+                Some(TargetLink {
+                    start: link.start,
+                    end: link.end,
+                    along,
+                    against,
+                    length_m: link.length_m,
+                    fraction: snap.fraction,
+                    on_link: None,
+                })
+            })
+            .collect();
+        NetworkFold {
+            labels: vec![Label::UNREACHED; g.node_count()],
+            targets,
+            by_link,
+            search: PrunedSearch::default(),
+        }
+    }
+
+    /// Folds in one batch of POIs snapped to `network` (the network given to
+    /// [`NetworkFold::new`]), each with its run index. Returns the number of nodes the batch
+    /// improved (settled by its search).
+    pub fn add(&mut self, network: &Network, pois: &[(u32, Snap)]) -> usize {
+        let g = &network.graph;
+        assert_eq!(
+            g.node_count(),
+            self.labels.len(),
+            "NetworkFold::add on another network than the fold's"
+        );
+        // POIs on the same link as a target can reach it without passing a node.
+        for (k, s) in pois {
+            let Some(ts) = self.by_link.get(&s.link) else {
+                continue;
+            };
+            for &t in ts {
+                let Some(tl) = self.targets[t as usize].as_mut() else {
+                    continue;
+                };
+                let (g_, f, len) = (tl.fraction, s.fraction, tl.length_m);
+                if let (Some(tt), true) = (tl.along, g_ >= f) {
+                    offer_to(&mut tl.on_link, (g_ - f) * tt as f64, *k, (g_ - f) * len);
+                }
+                if let (Some(tt), true) = (tl.against, g_ <= f) {
+                    offer_to(&mut tl.on_link, (f - g_) * tt as f64, *k, (f - g_) * len);
+                }
+            }
+        }
+        self.search(network, pois)
+    }
+
+    /// The pruned multi-source Dijkstra from the seeds of `pois` (see the type's docs). Same
+    /// relaxation order and tie rule as [`Workspace::run`], so the lengths of tied paths are
+    /// the ones it would keep.
+    fn search(&mut self, network: &Network, pois: &[(u32, Snap)]) -> usize {
+        let g = &network.graph;
+        let labels = &mut self.labels;
+        let s = &mut self.search;
+        if s.done.len() < labels.len() {
+            s.done.resize(labels.len(), 0);
+        }
+        s.generation = s.generation.wrapping_add(1);
+        if s.generation == 0 {
+            // Wrapped after 2³² batches: clear the stamps once so stale ones never match.
+            s.done.iter_mut().for_each(|d| *d = 0);
+            s.generation = 1;
+        }
+        let generation = s.generation;
+        s.heap.clear();
+        const LIMIT: Millis = Millis::MAX - 1;
+        for (k, snap) in pois {
+            for seed in network.seeds(snap, *k) {
+                let n = seed.node as usize;
+                if seed.time_ms > LIMIT {
+                    continue;
+                }
+                let old = labels[n];
+                if Label::key(seed.time_ms, seed.origin) < Label::key(old.time_ms, old.poi) {
+                    labels[n] = Label {
+                        time_ms: seed.time_ms,
+                        poi: seed.origin,
+                        length_m: seed.length_m,
+                    };
+                    s.heap.push(Reverse(pack(seed.time_ms, seed.node)));
+                }
+            }
+        }
+        let mut settled = 0;
+        while let Some(Reverse(key)) = s.heap.pop() {
+            let time = (key >> 32) as Millis;
+            let u = key as u32 as usize;
+            let label = labels[u];
+            // Stale (improved since) or already settled by this batch.
+            if time > label.time_ms || s.done[u] == generation {
+                continue;
+            }
+            s.done[u] = generation;
+            settled += 1;
+            for e in g.out_edges(u as NodeId) {
+                let v = g.head[e] as usize;
+                let t = time.saturating_add(g.time_ms[e]);
+                if t > LIMIT || s.done[v] == generation {
+                    continue;
+                }
+                let old = labels[v];
+                if Label::key(t, label.poi) < Label::key(old.time_ms, old.poi) {
+                    labels[v] = Label {
+                        time_ms: t,
+                        poi: label.poi,
+                        length_m: label.length_m + g.edge_length_m(e as u32),
+                    };
+                    s.heap.push(Reverse(pack(t, v as NodeId)));
+                }
+            }
+        }
+        settled
+    }
+
+    /// The nearest POI of each target over all batches so far: from the labels at the ends of
+    /// its link, then from POIs on the link itself, as [`network_nearest`] offers them.
+    pub fn result(&self) -> Vec<NetworkNearest> {
+        self.targets
+            .iter()
+            .map(|t| {
+                let Some(t) = t else {
+                    return NetworkNearest::NoRoad;
+                };
+                let g_ = t.fraction;
+                let mut best = None;
+                let (a, b) = (self.labels[t.start as usize], self.labels[t.end as usize]);
+                if let (Some(tt), true) = (t.along, a.reached()) {
+                    let time = a.time_ms as f64 + g_ * tt as f64;
+                    offer_to(&mut best, time, a.poi, a.length_m + g_ * t.length_m);
+                }
+                if let (Some(tt), true) = (t.against, b.reached()) {
+                    let time = b.time_ms as f64 + (1.0 - g_) * tt as f64;
+                    let length = b.length_m + (1.0 - g_) * t.length_m;
+                    offer_to(&mut best, time, b.poi, length);
+                }
+                if let Some((time, poi, length)) = t.on_link {
+                    offer_to(&mut best, time, poi, length);
+                }
+                match best {
+                    Some((time_ms, poi, length_m)) => NetworkNearest::Reached {
+                        poi,
+                        time_ms,
+                        length_m,
+                    },
+                    None => NetworkNearest::Unreachable,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A heap key ordering by time, then node (as [`Workspace`]'s heap does).
+#[inline]
+fn pack(time: Millis, node: NodeId) -> u64 {
+    ((time as u64) << 32) | node as u64
 }
 
 /// Minutes from milliseconds.
@@ -281,5 +581,455 @@ mod tests {
         assert_eq!(got[2], NetworkNearest::Unreachable);
         assert_eq!(got[3], NetworkNearest::NoRoad);
         assert!(got[3].reason().is_some() && got[0].reason().is_none());
+    }
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+    use crate::graph::{PlainEdge, RoadGraph};
+    use crate::testdata::XorShift;
+    use crate::types::{Direction, Mode};
+
+    fn reached(n: NetworkNearest) -> (u32, f64, f64) {
+        match n {
+            NetworkNearest::Reached {
+                poi,
+                time_ms,
+                length_m,
+            } => (poi, time_ms.round(), length_m.round()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // 0 --- 1 --- 2 --- 3 --- 4 on y = 0 (two-way, 1,000 m and 100 s each), and an island
+    // 5 --> 6 (one-way) at y = 5,000. POI A (index 5) at x = 100, POI B (index 2) at x = 3,900.
+    fn line() -> Network {
+        let mut xy: Vec<_> = (0..5)
+            .map(|i| Coord {
+                x: 1000.0 * i as f64,
+                y: 0.0,
+            })
+            .collect();
+        xy.push(Coord { x: 0.0, y: 5000.0 });
+        xy.push(Coord {
+            x: 1000.0,
+            y: 5000.0,
+        });
+        let mut edges = vec![];
+        for (a, b, both_ways) in [(0, 1, true), (1, 2, true), (2, 3, true), (3, 4, true)] {
+            edges.push(PlainEdge {
+                from: a,
+                to: b,
+                time_ms: 100_000,
+                length_m: 1000.0,
+                both_ways,
+            });
+        }
+        edges.push(PlainEdge {
+            from: 5,
+            to: 6,
+            time_ms: 100_000,
+            length_m: 1000.0,
+            both_ways: false,
+        });
+        Network::from_graph(
+            RoadGraph::from_edges(xy, &edges),
+            Mode::Walk,
+            Direction::FromPoi,
+        )
+    }
+
+    fn snap(net: &Network, x: f64, y: f64) -> Snap {
+        net.snap_index
+            .nearest(Coord { x, y }, 50.0)
+            .expect("on a road")
+    }
+
+    #[test]
+    fn network_fold_known_answers_whatever_the_batches() {
+        let net = line();
+        let a = (5, snap(&net, 100.0, 0.0));
+        let b = (2, snap(&net, 3900.0, 0.0));
+        let a_again = (9, a.1); // same place as A, larger index: never better
+        let targets = [
+            Coord { x: 2500.0, y: 10.0 }, // between nodes 2 and 3: B via node 3
+            Coord { x: 200.0, y: -10.0 }, // on A's link, 100 m downstream of A
+            Coord { x: 2000.0, y: 0.0 }, // node 2: 190 s from A and from B, B has the smaller index
+            Coord {
+                x: 1000.0,
+                y: 5000.0,
+            }, // the island
+            Coord { x: 0.0, y: 2500.0 }, // no road within 50 m
+        ];
+        let want = |got: &[NetworkNearest]| {
+            assert_eq!(reached(got[0]), (2, 140_000.0, 1400.0));
+            assert_eq!(reached(got[1]), (5, 10_000.0, 100.0));
+            assert_eq!(reached(got[2]), (2, 190_000.0, 1900.0));
+            assert_eq!(got[3], NetworkNearest::Unreachable);
+            assert_eq!(got[4], NetworkNearest::NoRoad);
+        };
+        let mut ws = Workspace::default();
+        want(&network_nearest(
+            &net,
+            &[a, b, a_again],
+            &targets,
+            50.0,
+            &mut ws,
+        ));
+
+        // A, then B: B improves nodes 4, 3 and (by the tie) 2; A's twin nothing.
+        let mut fold = NetworkFold::new(&net, &targets, 50.0);
+        assert_eq!(fold.add(&net, &[a]), 5);
+        assert_eq!(reached(fold.result()[0]), (5, 240_000.0, 2400.0));
+        assert_eq!(fold.add(&net, &[b]), 3);
+        assert_eq!(fold.add(&net, &[a_again]), 0);
+        want(&fold.result());
+        // B, then A: A improves only nodes 0 and 1.
+        let mut fold = NetworkFold::new(&net, &targets, 50.0);
+        assert_eq!(fold.add(&net, &[a_again, b]), 5);
+        assert_eq!(fold.add(&net, &[a]), 2);
+        want(&fold.result());
+        // All at once, in any order.
+        let mut fold = NetworkFold::new(&net, &targets, 50.0);
+        assert_eq!(fold.add(&net, &[b, a_again, a]), 5);
+        want(&fold.result());
+        // Nothing added yet: nothing reached.
+        let fold = NetworkFold::new(&net, &targets, 50.0);
+        assert_eq!(fold.result()[0], NetworkNearest::Unreachable);
+    }
+
+    #[test]
+    fn network_fold_on_link_pois_respect_one_way_roads() {
+        // The island link 5 --> 6 is one-way: a POI on it reaches points downstream only.
+        let net = line();
+        let poi = (0, snap(&net, 500.0, 5000.0));
+        let targets = [
+            Coord {
+                x: 300.0,
+                y: 5000.0,
+            },
+            Coord {
+                x: 800.0,
+                y: 5000.0,
+            },
+        ];
+        let mut fold = NetworkFold::new(&net, &targets, 50.0);
+        fold.add(&net, &[poi]);
+        let got = fold.result();
+        assert_eq!(got[0], NetworkNearest::Unreachable);
+        assert_eq!(reached(got[1]), (0, 30_000.0, 300.0));
+        let mut ws = Workspace::default();
+        assert_eq!(network_nearest(&net, &[poi], &targets, 50.0, &mut ws), got);
+    }
+
+    // One-way diamond: 5 --> 0, then 0 --> 1 --> 3 and 0 --> 2 --> 3 (100 s each, but the way
+    // over 2 is 2 km longer), then 3 --> 4. Node 3 is reached at the same time by both ways:
+    // the length kept is that of the way settled first (node 1, the smaller id), as in
+    // Workspace::run.
+    #[test]
+    fn network_fold_keeps_the_one_shot_length_on_tied_paths() {
+        let xy = [
+            (0.0, 0.0),
+            (1000.0, 1000.0),
+            (1000.0, -1000.0),
+            (2000.0, 0.0),
+            (3000.0, 0.0),
+            (-1000.0, 0.0),
+        ]
+        .map(|(x, y)| Coord { x, y })
+        .to_vec();
+        let edges: Vec<_> = [
+            (5, 0, 1000.0),
+            (0, 1, 1000.0),
+            (0, 2, 3000.0),
+            (1, 3, 1000.0),
+            (2, 3, 1000.0),
+            (3, 4, 1000.0),
+        ]
+        .iter()
+        .map(|&(from, to, length_m)| PlainEdge {
+            from,
+            to,
+            time_ms: 100_000,
+            length_m,
+            both_ways: false,
+        })
+        .collect();
+        let net = Network::from_graph(
+            RoadGraph::from_edges(xy, &edges),
+            Mode::Drive,
+            Direction::FromPoi,
+        );
+        let pois = [(3, snap(&net, -500.0, 0.0)), (1, snap(&net, -500.0, 0.0))];
+        let targets = [Coord { x: 2500.0, y: 0.0 }];
+        let mut ws = Workspace::default();
+        let want = network_nearest(&net, &pois, &targets, 50.0, &mut ws);
+        assert_eq!(reached(want[0]), (1, 300_000.0, 3000.0));
+        for batches in [
+            &[&pois[..]][..],
+            &[&pois[..1], &pois[1..]],
+            &[&pois[1..], &pois[..1]],
+        ] {
+            let mut fold = NetworkFold::new(&net, &targets, 50.0);
+            for batch in batches {
+                fold.add(&net, batch);
+            }
+            assert_eq!(fold.result(), want);
+        }
+    }
+
+    /// Splits `items` into batches of `size` and shuffles the batches.
+    fn shuffled_batches<T: Clone>(items: &[T], size: usize, rng: &mut XorShift) -> Vec<Vec<T>> {
+        let mut batches: Vec<Vec<T>> = items.chunks(size).map(<[T]>::to_vec).collect();
+        for i in (1..batches.len()).rev() {
+            batches.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        batches
+    }
+
+    fn shuffle<T>(items: &mut [T], rng: &mut XorShift) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+    }
+
+    /// The straight-line nearest by brute force: smallest (distance, index).
+    fn brute_straight(
+        pois: &[(u32, Coord<f64>)],
+        targets: &[Coord<f64>],
+    ) -> Vec<Option<StraightNearest>> {
+        targets
+            .iter()
+            .map(|t| {
+                pois.iter()
+                    .map(|(k, c)| StraightNearest {
+                        poi: *k,
+                        distance_m: (c.x - t.x).hypot(c.y - t.y),
+                    })
+                    .min_by(|p, q| {
+                        (p.distance_m, p.poi)
+                            .partial_cmp(&(q.distance_m, q.poi))
+                            .expect("finite")
+                    })
+            })
+            .collect()
+    }
+
+    /// Asserts equal lists, naming the first target that differs (not printing them all).
+    fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+            panic!("{what}: target {i}: {:?} instead of {:?}", got[i], want[i]);
+        }
+    }
+
+    /// Random POIs and targets over the DC extract's dense core (targets also beyond it, where
+    /// there are no roads), POIs under shuffled distinct indices, with twins: a POI at the
+    /// very same place as another under another index, so that ties happen.
+    #[test]
+    fn folds_over_shuffled_batches_equal_the_one_shot_on_dc() {
+        let pbf = crate::testdata::shared_data("dc/roads.osm.pbf");
+        let mut rng = XorShift(0x5eed_d15a);
+        for direction in [Direction::FromPoi, Direction::ToPoi] {
+            let net = Network::load_pbf(&pbf, Mode::Drive, direction).expect("DC roads");
+            let lonlat = |rng: &mut XorShift, pad: f64| {
+                (
+                    -77.083 - pad + (0.093 + 2.0 * pad) * rng.unit(),
+                    38.891 - pad + (0.070 + 2.0 * pad) * rng.unit(),
+                )
+            };
+            let mut indices: Vec<u32> = (0..1000).collect();
+            shuffle(&mut indices, &mut rng);
+            let mut snaps: Vec<(u32, Snap)> = Vec::new();
+            let mut xy: Vec<(u32, Coord<f64>)> = Vec::new();
+            while snaps.len() < 150 {
+                let (lon, lat) = lonlat(&mut rng, 0.0);
+                let Some(s) = net.snap_lonlat(lon, lat, 300.0) else {
+                    continue;
+                };
+                let k = indices[snaps.len()];
+                snaps.push((k, s));
+                xy.push((k, crate::geom::albers::to_5070(lon, lat)));
+                if rng.below(5) == 0 {
+                    let twin = indices[999 - snaps.len()];
+                    snaps.push((twin, s));
+                    xy.push((twin, xy.last().expect("just pushed").1));
+                }
+            }
+            let targets: Vec<_> = (0..400)
+                .map(|_| {
+                    let (lon, lat) = lonlat(&mut rng, 0.02);
+                    crate::geom::albers::to_5070(lon, lat)
+                })
+                .collect();
+
+            let mut ws = Workspace::default();
+            let want = network_nearest(&net, &snaps, &targets, 300.0, &mut ws);
+            let kinds = |r: &[NetworkNearest]| {
+                let reached = r
+                    .iter()
+                    .filter(|n| matches!(n, NetworkNearest::Reached { .. }))
+                    .count();
+                let no_road = r.iter().filter(|n| **n == NetworkNearest::NoRoad).count();
+                (reached, no_road)
+            };
+            let (reached, no_road) = kinds(&want);
+            assert!(
+                reached > 200 && no_road > 20,
+                "{reached} reached, {no_road} off the roads"
+            );
+            // The one-shot does not depend on the POIs' order either.
+            let mut reordered = snaps.clone();
+            shuffle(&mut reordered, &mut rng);
+            let got = network_nearest(&net, &reordered, &targets, 300.0, &mut ws);
+            same(&got, &want, "the one-shot on reordered POIs");
+            let want_straight = brute_straight(&xy, &targets);
+            assert_eq!(straight_line_nearest(&xy, &targets), want_straight);
+
+            for size in [1, 7, snaps.len()] {
+                let mut fold = NetworkFold::new(&net, &targets, 300.0);
+                let mut settled = vec![];
+                for batch in shuffled_batches(&snaps, size, &mut rng) {
+                    settled.push(fold.add(&net, &batch));
+                }
+                same(
+                    &fold.result(),
+                    &want,
+                    &format!("{direction:?}, batches of {size}"),
+                );
+                // Later batches settle a fraction of what the first one does.
+                if size == 1 {
+                    let later: usize = settled[1..].iter().sum::<usize>() / (settled.len() - 1);
+                    assert!(later * 10 < settled[0], "{settled:?}");
+                }
+
+                let mut straight = StraightFold::new(targets.clone());
+                for batch in shuffled_batches(&xy, size, &mut rng) {
+                    straight.add(&batch);
+                }
+                same(
+                    &straight.result(),
+                    &want_straight,
+                    &format!("batches of {size}"),
+                );
+            }
+        }
+    }
+
+    /// The fold against per-POI single-source Dijkstra with petgraph (an independent
+    /// implementation) on small random graphs with one-way roads and several POIs per link.
+    #[test]
+    fn network_fold_agrees_with_per_poi_petgraph_searches() {
+        use petgraph::graph::DiGraph;
+        let mut rng = XorShift(0x0dd_ba11);
+        for round in 0..40 {
+            let n = 3 + rng.below(30) as usize;
+            let xy: Vec<_> = (0..n)
+                .map(|_| Coord {
+                    x: 1000.0 * rng.unit(),
+                    y: 1000.0 * rng.unit(),
+                })
+                .collect();
+            let edges: Vec<_> = (0..rng.below(3 * n as u64))
+                .map(|_| {
+                    let from = rng.below(n as u64) as u32;
+                    let to = rng.below(n as u64) as u32;
+                    PlainEdge {
+                        from,
+                        to,
+                        time_ms: 1 + rng.below(50_000) as u32,
+                        length_m: 1.0 + 500.0 * rng.unit(),
+                        both_ways: rng.below(2) == 0,
+                    }
+                })
+                .collect();
+            if edges.is_empty() {
+                continue;
+            }
+            let net = Network::from_graph(
+                RoadGraph::from_edges(xy, &edges),
+                Mode::Drive,
+                Direction::FromPoi,
+            );
+            let point = |rng: &mut XorShift| Coord {
+                x: 1000.0 * rng.unit(),
+                y: 1000.0 * rng.unit(),
+            };
+            let pois: Vec<(u32, Snap)> = (0..1 + rng.below(12) as u32)
+                .map(|k| {
+                    (
+                        k * 3 % 37,
+                        net.snap_index
+                            .nearest(point(&mut rng), 1e6)
+                            .expect("a road"),
+                    )
+                })
+                .collect();
+            let targets: Vec<_> = (0..30).map(|_| point(&mut rng)).collect();
+
+            let mut fold = NetworkFold::new(&net, &targets, 1e6);
+            for batch in shuffled_batches(&pois, 2, &mut rng) {
+                fold.add(&net, &batch);
+            }
+            let got = fold.result();
+
+            // Times from each POI to every node: petgraph's Dijkstra from a virtual source
+            // joined to the POI's seeds.
+            let g = &net.graph;
+            let mut pg = DiGraph::<(), u64>::new();
+            let ids: Vec<_> = (0..g.node_count()).map(|_| pg.add_node(())).collect();
+            for u in 0..g.node_count() {
+                for e in g.out_edges(u as NodeId) {
+                    pg.add_edge(ids[u], ids[g.head[e] as usize], g.time_ms[e] as u64);
+                }
+            }
+            let per_poi: Vec<_> = pois
+                .iter()
+                .map(|(k, s)| {
+                    let mut pg = pg.clone();
+                    let src = pg.add_node(());
+                    for seed in net.seeds(s, *k) {
+                        pg.add_edge(src, ids[seed.node as usize], seed.time_ms as u64);
+                    }
+                    petgraph::algo::dijkstra(&pg, src, None, |e| *e.weight())
+                })
+                .collect();
+            for (ti, t) in targets.iter().enumerate() {
+                let snap = net.snap_index.nearest(*t, 1e6).expect("a road");
+                let link = &g.links[snap.link as usize];
+                let (along, against) = net.link_times(snap.link);
+                let g_ = snap.fraction;
+                let mut best: Option<(f64, u32)> = None;
+                let mut offer = |time: f64, k: u32| {
+                    if best.is_none_or(|(bt, bk)| (time, k) < (bt, bk)) {
+                        best = Some((time, k));
+                    }
+                };
+                for ((k, s), times) in pois.iter().zip(&per_poi) {
+                    let at = |v: NodeId| times.get(&ids[v as usize]).map(|&t| t as f64);
+                    if let (Some(tt), Some(t0)) = (along, at(link.start)) {
+                        offer(t0 + g_ * tt as f64, *k);
+                    }
+                    if let (Some(tt), Some(t0)) = (against, at(link.end)) {
+                        offer(t0 + (1.0 - g_) * tt as f64, *k);
+                    }
+                    if s.link == snap.link {
+                        if let (Some(tt), true) = (along, g_ >= s.fraction) {
+                            offer((g_ - s.fraction) * tt as f64, *k);
+                        }
+                        if let (Some(tt), true) = (against, g_ <= s.fraction) {
+                            offer((s.fraction - g_) * tt as f64, *k);
+                        }
+                    }
+                }
+                let got = match got[ti] {
+                    NetworkNearest::Reached { poi, time_ms, .. } => Some((time_ms, poi)),
+                    NetworkNearest::Unreachable => None,
+                    NetworkNearest::NoRoad => panic!("every target has a road"),
+                };
+                assert_eq!(got, best, "round {round}, target {ti}");
+            }
+        }
     }
 }

@@ -14,15 +14,13 @@ use crate::dataflow::{
 use crate::error::{Error, Result};
 use crate::geom::grid::Cell;
 use crate::graph::Millis;
-use crate::graph::dijkstra::Workspace;
-use crate::graph::snap::Snap;
 use crate::osm::OsmRoads;
 use crate::output::{self, CensusRow, NetworkReport, RunReport, StreamProgress, StreamedOutputs};
 use crate::stages::census_join::{CensusIndex, Coverage};
 use crate::stages::cluster::{ClusterParams, default_tile_m, reach_radius_m};
-use crate::stages::distance::{network_nearest, straight_line_nearest};
+use crate::stages::distance::{NetworkFold, StraightFold};
 use crate::stages::isochrone::{IsochroneParams, minutes_to_ms};
-use crate::stages::network::{LocalExtract, Network};
+use crate::stages::network::{LocalExtract, Network, NetworkSlice};
 use crate::types::Reject;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -198,9 +196,19 @@ pub fn execute(
         .iter()
         .map(|m| minutes_to_ms(*m))
         .collect();
+    // Distances fold batch by batch into per-block-group (and per-node) state.
+    let centroids: Vec<_> = ctx.census.block_groups.iter().map(|b| b.centroid).collect();
+    let (straight, network_fold) = timer.time("distance", || {
+        (
+            StraightFold::new(centroids.clone()),
+            NetworkFold::new(&whole.network, &centroids, analysis.max_snap_m),
+        )
+    });
     let mut acc = Accumulated {
         limits,
         extent_and_reach: extent.map(|e| (e, reach_m)),
+        straight: Some(straight),
+        network: Some(network_fold),
         ..Default::default()
     };
     let mut resume = None;
@@ -211,7 +219,7 @@ pub fn execute(
                 for id in 0..n {
                     let rec: BatchRecord = cp.load(id)?;
                     acc.coverage.add_cells(&rec.coverage_delta);
-                    acc.apply(&rec);
+                    acc.apply(&rec, &whole.network);
                     resume = Some(rec.streams);
                 }
                 Ok(())
@@ -226,6 +234,7 @@ pub fn execute(
     };
     let sink = RunSink {
         checkpoint: checkpoint.clone(),
+        network: whole.clone(),
         streams,
         acc,
     };
@@ -261,33 +270,27 @@ pub fn execute(
         timer.0.push((stage.to_string(), s));
     }
     let census = &ctx.census;
-    let network = &whole.network;
 
     // Distances for every block group reached at the longest travel time.
     let reported: Vec<u32> = acc.reach.keys().copied().collect();
-    let centroids: Vec<_> = reported
-        .iter()
-        .map(|k| census.block_groups[*k as usize].centroid)
-        .collect();
     let (straight, network_near) = timer.time("distance", || {
-        let straight = straight_line_nearest(&acc.poi_xy, &centroids);
-        let mut ws = Workspace::new(network.graph.node_count());
-        let near = network_nearest(
-            network,
-            &acc.snaps,
-            &centroids,
-            analysis.max_snap_m,
-            &mut ws,
-        );
-        (straight, near)
+        (
+            acc.straight
+                .as_ref()
+                .map(StraightFold::result)
+                .unwrap_or_default(),
+            acc.network
+                .as_ref()
+                .map(NetworkFold::result)
+                .unwrap_or_default(),
+        )
     });
-
     // Rows: one per travel time and reached block group, by travel time then GEOID (block
     // groups are indexed in GEOID order).
     let mut rows = Vec::new();
     for (ti, &minutes) in params.travel_times_min.iter().enumerate() {
         let limit = minutes_to_ms(minutes);
-        for (r, &bg) in reported.iter().enumerate() {
+        for &bg in &reported {
             let reaching = acc.reach[&bg].get(ti).copied().unwrap_or(0);
             if reaching == 0 {
                 continue;
@@ -296,8 +299,8 @@ pub fn execute(
             rows.push(CensusRow {
                 geoid: prepared.geoid.clone(),
                 centroid_lonlat: prepared.centroid_lonlat,
-                straight: straight[r],
-                network: network_near[r],
+                straight: straight[bg as usize],
+                network: network_near[bg as usize],
                 coverage_share: acc.coverage.share(census, bg, limit),
                 pois_reaching: reaching,
                 minutes,
@@ -476,8 +479,10 @@ struct Accumulated {
     coverage: Coverage,
     /// Per block group, how many POIs reach it within each travel time.
     reach: BTreeMap<u32, Vec<u32>>,
-    snaps: Vec<(u32, Snap)>,
-    poi_xy: Vec<(u32, geo::Coord<f64>)>,
+    /// Nearest POI in a straight line to every block group's centroid.
+    straight: Option<StraightFold>,
+    /// Nearest POI along the network to every block group's centroid.
+    network: Option<NetworkFold>,
     /// The network extract's extent and the reach radius: a POI closer to the extent's edge
     /// than the radius may have its isochrone cut short by the end of the data.
     extent_and_reach: Option<(geo::Rect<f64>, f64)>,
@@ -491,7 +496,7 @@ struct Accumulated {
 
 impl Accumulated {
     /// Adds a batch's record, but for its coverage (the caller adds cells or delta).
-    fn apply(&mut self, rec: &BatchRecord) {
+    fn apply(&mut self, rec: &BatchRecord, network: &Network) {
         for (bg, counts) in &rec.reach {
             add_counts(
                 self.reach
@@ -500,9 +505,15 @@ impl Accumulated {
                 counts,
             );
         }
+        let xy: Vec<_> = rec.processed.iter().map(|p| (p.poi, p.xy)).collect();
+        let snaps: Vec<_> = rec.processed.iter().map(|p| (p.poi, p.snap)).collect();
+        if let Some(f) = &mut self.straight {
+            f.add(&xy);
+        }
+        if let Some(f) = &mut self.network {
+            f.add(network, &snaps);
+        }
         for p in &rec.processed {
-            self.snaps.push((p.poi, p.snap));
-            self.poi_xy.push((p.poi, p.xy));
             self.settled_total += u64::from(p.settled_nodes);
             if let Some((e, r)) = self.extent_and_reach {
                 let inside = p.xy.x - r >= e.min().x
@@ -525,6 +536,7 @@ impl Accumulated {
 /// files, commits the batch's record with the parts' lengths, and accumulates.
 struct RunSink {
     checkpoint: Option<Arc<Checkpoint>>,
+    network: Arc<NetworkSlice>,
     streams: StreamedOutputs,
     acc: Accumulated,
 }
@@ -548,7 +560,7 @@ impl BatchSink for RunSink {
             cp.commit(b.id, &rec)?;
             fault_point("commit", b.id);
         }
-        self.acc.apply(&rec);
+        self.acc.apply(&rec, &self.network.network);
         Ok(())
     }
 }

@@ -95,7 +95,7 @@ pub struct Cluster {
 /// order. Always at least one cluster, so that a batch of rejects still reaches the sink.
 pub fn cluster_batch(
     batch: u64,
-    records: Vec<(u32, Result<Poi, Reject>)>,
+    records: Vec<crate::poi::PoiRecord>,
     params: &ClusterParams,
 ) -> Vec<Cluster> {
     let batch_records = records.len() as u32;

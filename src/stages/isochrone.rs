@@ -94,23 +94,62 @@ struct Ramp {
     hi: f64,
 }
 
-/// The ramps that reach one link.
-#[derive(Clone, Copy, Debug)]
-struct LinkReach {
-    link: LinkId,
-    ramps: [Ramp; 4],
-    count: usize,
+/// A set of links as a bitset over link ids, iterated in ascending id order.
+///
+/// Links are numbered along a Hilbert curve (see [`crate::graph::build`]), so visiting the
+/// reached links in id order reads the per-link tables ([`LinkCells`], the graph's links)
+/// nearly sequentially; Dijkstra's discovery order read them at random, and those cache misses
+/// were most of the stage's time. Taking the members out clears the set, so a search costs
+/// what it reached, not what the network holds.
+#[derive(Default)]
+struct LinkSet {
+    words: Vec<u64>,
+    /// Word range that may hold set bits: `lo .. hi`.
+    lo: usize,
+    hi: usize,
+}
+
+impl LinkSet {
+    /// Makes room for ids below `n`.
+    fn ensure(&mut self, n: usize) {
+        let need = n.div_ceil(64);
+        if self.words.len() < need {
+            self.words.resize(need, 0);
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, link: LinkId) {
+        let w = link as usize / 64;
+        if self.lo >= self.hi {
+            (self.lo, self.hi) = (w, w + 1);
+        } else {
+            self.lo = self.lo.min(w);
+            self.hi = self.hi.max(w + 1);
+        }
+        self.words[w] |= 1 << (link % 64);
+    }
+
+    /// Appends the members to `out` in ascending order and empties the set.
+    fn drain_into(&mut self, out: &mut Vec<LinkId>) {
+        for w in self.lo..self.hi {
+            let mut bits = std::mem::take(&mut self.words[w]);
+            while bits != 0 {
+                out.push((w * 64) as LinkId + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+        (self.lo, self.hi) = (0, 0);
+    }
 }
 
 /// Reusable per-thread state of the stage (search arrays, reached links, raster).
 #[derive(Default)]
 pub struct IsochroneWorkspace {
     search: Workspace,
-    reached: Vec<LinkReach>,
-    /// Per link: index into `reached`, valid when `link_stamp` equals `generation`.
-    link_slot: Vec<u32>,
-    link_stamp: Vec<u32>,
-    generation: u32,
+    reached_set: LinkSet,
+    /// The reached links, ascending.
+    reached: Vec<LinkId>,
     raster: Vec<Millis>,
     /// Hole filling: visit stamps per raster cell, and the flood-fill queue.
     seen: Vec<u32>,
@@ -124,40 +163,6 @@ impl IsochroneWorkspace {
         IsochroneWorkspace {
             search: Workspace::new(network.graph.node_count()),
             ..Default::default()
-        }
-    }
-
-    fn reset(&mut self, links: usize) {
-        if self.link_slot.len() < links {
-            self.link_slot.resize(links, 0);
-            self.link_stamp.resize(links, 0);
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.link_stamp.iter_mut().for_each(|s| *s = 0);
-            self.generation = 1;
-        }
-        self.reached.clear();
-    }
-
-    fn add_ramp(&mut self, link: LinkId, ramp: Ramp) {
-        if ramp.hi < ramp.lo {
-            return;
-        }
-        let l = link as usize;
-        if self.link_stamp[l] != self.generation {
-            self.link_stamp[l] = self.generation;
-            self.link_slot[l] = self.reached.len() as u32;
-            self.reached.push(LinkReach {
-                link,
-                ramps: [Ramp::default(); 4],
-                count: 0,
-            });
-        }
-        let r = &mut self.reached[self.link_slot[l] as usize];
-        if r.count < 4 {
-            r.ramps[r.count] = ramp;
-            r.count += 1;
         }
     }
 }
@@ -266,65 +271,59 @@ pub fn poi_isochrone(
     let seeds: Vec<Seed> = network.seeds(&snap, poi);
     let settled = ws.search.run(g, &seeds, Some(limit)) as u32;
 
-    // 1. The reached links, each with the ramps that reach it: the POI's own link from the
-    //    snap point, then every out-edge of every settled node, as far as the time allows.
-    ws.reset(g.links.len());
+    // 1. The reached links: the POI's own link from the snap point, and the link of every
+    //    out-edge of every settled node. They are then taken in ascending id order (see
+    //    [`LinkSet`]).
     let lim = limit as f64;
     let (along, against) = network.link_times(snap.link);
     let f = snap.fraction;
+    let mut snap_ramps = [Ramp::default(); 2];
+    let mut snap_count = 0;
     if let Some(t) = along.map(f64::from) {
-        ws.add_ramp(
-            snap.link,
-            Ramp {
-                t0: -f * t,
-                slope: t,
-                lo: f,
-                hi: (f + lim / t).min(1.0),
-            },
-        );
+        snap_ramps[snap_count] = Ramp {
+            t0: -f * t,
+            slope: t,
+            lo: f,
+            hi: (f + lim / t).min(1.0),
+        };
+        snap_count += 1;
     }
     if let Some(t) = against.map(f64::from) {
-        ws.add_ramp(
-            snap.link,
-            Ramp {
-                t0: f * t,
-                slope: -t,
-                lo: (f - lim / t).max(0.0),
-                hi: f,
-            },
-        );
+        snap_ramps[snap_count] = Ramp {
+            t0: f * t,
+            slope: -t,
+            lo: (f - lim / t).max(0.0),
+            hi: f,
+        };
+        snap_count += 1;
     }
-    for k in 0..ws.search.settled().len() {
-        let u = ws.search.settled()[k];
-        let du = ws.search.time_ms(u).unwrap_or(limit) as f64;
-        for e in g.out_edges(u) {
-            let tt = g.time_ms[e] as f64;
-            let s = ((lim - du) / tt).clamp(0.0, 1.0);
-            let ramp = if g.edge_along[e] {
-                Ramp {
-                    t0: du,
-                    slope: tt,
-                    lo: 0.0,
-                    hi: s,
-                }
-            } else {
-                Ramp {
-                    t0: du + tt,
-                    slope: -tt,
-                    lo: 1.0 - s,
-                    hi: 1.0,
-                }
-            };
-            ws.add_ramp(g.edge_link[e], ramp);
+    // An empty ramp (the snap point out of reach of its own link) reaches nothing.
+    let mut k = 0;
+    for r in 0..snap_count {
+        if snap_ramps[r].hi >= snap_ramps[r].lo {
+            snap_ramps[k] = snap_ramps[r];
+            k += 1;
         }
     }
+    let snap_ramps = &snap_ramps[..k];
+    ws.reached_set.ensure(g.links.len());
+    if !snap_ramps.is_empty() {
+        ws.reached_set.insert(snap.link);
+    }
+    for &u in ws.search.settled() {
+        for e in g.out_edges(u) {
+            ws.reached_set.insert(g.edge_link[e]);
+        }
+    }
+    ws.reached.clear();
+    ws.reached_set.drain_into(&mut ws.reached);
 
     // 2. A dense raster over the reached links' cells (plus one spare cell on every side, so
     //    that the raster's border is never reached and every unreached area touching it is
     //    outside), filled with the earliest time per cell.
     let mut bb = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
-    for r in &ws.reached {
-        let b = link_cells.bounds[r.link as usize];
+    for &l in &ws.reached {
+        let b = link_cells.bounds[l as usize];
         bb = [
             bb[0].min(b[0]),
             bb[1].min(b[1]),
@@ -351,9 +350,30 @@ pub fn poi_isochrone(
     let (w, h) = ((c1.i - c0.i + 1) as usize, (c1.j - c0.j + 1) as usize);
     ws.raster.clear();
     ws.raster.resize(w * h, Millis::MAX);
-    for r in &ws.reached {
-        let ramps = &r.ramps[..r.count];
-        for span in link_cells.of(r.link) {
+    for &l in &ws.reached {
+        // The ramps reaching the link: from the snap point, and along each of its edges whose
+        // tail was settled (at most four in all).
+        let mut ramps = [Ramp::default(); 4];
+        let mut count = 0;
+        if l == snap.link {
+            ramps[..snap_ramps.len()].copy_from_slice(snap_ramps);
+            count = snap_ramps.len();
+        }
+        let link = &g.links[l as usize];
+        if let Some(e) = link.edge_along
+            && let Some(du) = ws.search.time_ms(link.start)
+        {
+            ramps[count] = edge_ramp(du as f64, g.time_ms[e as usize] as f64, lim, true);
+            count += 1;
+        }
+        if let Some(e) = link.edge_against
+            && let Some(du) = ws.search.time_ms(link.end)
+        {
+            ramps[count] = edge_ramp(du as f64, g.time_ms[e as usize] as f64, lim, false);
+            count += 1;
+        }
+        let ramps = &ramps[..count];
+        for span in link_cells.of(l) {
             let (lo, hi) = (span.lo as f64, span.hi as f64);
             let mut best = f64::INFINITY;
             for ramp in ramps {
@@ -410,6 +430,28 @@ pub fn poi_isochrone(
         snap,
         settled_nodes: settled,
         cells,
+    }
+}
+
+/// The ramp of a directed edge of travel time `tt` whose tail was settled at `du`, as far as
+/// `lim` allows: along the link's geometry when `along`, else against it.
+#[inline]
+fn edge_ramp(du: f64, tt: f64, lim: f64, along: bool) -> Ramp {
+    let s = ((lim - du) / tt).clamp(0.0, 1.0);
+    if along {
+        Ramp {
+            t0: du,
+            slope: tt,
+            lo: 0.0,
+            hi: s,
+        }
+    } else {
+        Ramp {
+            t0: du + tt,
+            slope: -tt,
+            lo: 1.0 - s,
+            hi: 1.0,
+        }
     }
 }
 
@@ -591,6 +633,26 @@ mod tests {
         // 700 m up the second: 1,200 m along y=0 plus 700 m along x=1000.
         assert!(two.contains(&Cell { i: 100, j: 75 }) && !one.contains(&Cell { i: 100, j: 75 }));
         assert!(one.contains(&Cell { i: 100, j: 65 }));
+    }
+
+    #[test]
+    fn link_set_drains_in_ascending_order_and_empties() {
+        let mut set = LinkSet::default();
+        set.ensure(1000);
+        let mut out = vec![];
+        set.drain_into(&mut out);
+        assert!(out.is_empty());
+        for l in [700, 3, 64, 63, 3, 999, 128, 0] {
+            set.insert(l);
+        }
+        set.drain_into(&mut out);
+        assert_eq!(out, [0, 3, 63, 64, 128, 700, 999]);
+        assert!(set.words.iter().all(|w| *w == 0));
+        // Reused: only the new members come out.
+        out.clear();
+        set.insert(65);
+        set.drain_into(&mut out);
+        assert_eq!(out, [65]);
     }
 
     // A 200 m square block ringed by streets: its inside is a hole unless holes are filled.

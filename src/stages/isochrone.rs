@@ -269,7 +269,7 @@ pub fn poi_isochrone(
     let g = &network.graph;
     let limit = params.limit_ms();
     let seeds: Vec<Seed> = network.seeds(&snap, poi);
-    let settled = ws.search.run(g, &seeds, Some(limit)) as u32;
+    let settled = ws.search.run_times(g, &seeds, Some(limit)) as u32;
 
     // 1. The reached links: the POI's own link from the snap point, and the link of every
     //    out-edge of every settled node. They are then taken in ascending id order (see

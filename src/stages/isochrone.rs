@@ -18,7 +18,7 @@ use crate::geom::corridor::{CellSpan, polyline_cells};
 use crate::geom::grid::{Cell, Grid};
 use crate::graph::dijkstra::{Seed, Workspace};
 use crate::graph::snap::Snap;
-use crate::graph::{LinkId, Millis};
+use crate::graph::{LinkId, Millis, NodeId};
 use crate::types::{Poi, Reject};
 use serde::{Deserialize, Serialize};
 
@@ -94,22 +94,31 @@ struct Ramp {
     hi: f64,
 }
 
-/// A set of links as a bitset over link ids, iterated in ascending id order.
+impl Ramp {
+    /// Whether the ramp covers the whole link, `0 ..= 1`.
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.lo <= 0.0 && self.hi >= 1.0
+    }
+}
+
+/// A set of node or link ids as a bitset, iterated in ascending id order.
 ///
-/// Links are numbered along a Hilbert curve (see [`crate::graph::build`]), so visiting the
-/// reached links in id order reads the per-link tables ([`LinkCells`], the graph's links)
-/// nearly sequentially; Dijkstra's discovery order read them at random, and those cache misses
-/// were most of the stage's time. Taking the members out clears the set, so a search costs
-/// what it reached, not what the network holds.
+/// Nodes are numbered along a Hilbert curve and links by their start node (see
+/// [`crate::graph::build`]), so visiting the settled nodes and the reached links in id order
+/// reads the per-node and per-link tables ([`LinkCells`], the graph's edges and links) nearly
+/// sequentially; Dijkstra's discovery order read them at random, and those cache misses were
+/// most of the stage's time. Taking the members out clears the set, so a search costs what it
+/// reached, not what the network holds.
 #[derive(Default)]
-struct LinkSet {
+struct IdSet {
     words: Vec<u64>,
     /// Word range that may hold set bits: `lo .. hi`.
     lo: usize,
     hi: usize,
 }
 
-impl LinkSet {
+impl IdSet {
     /// Makes room for ids below `n`.
     fn ensure(&mut self, n: usize) {
         let need = n.div_ceil(64);
@@ -119,23 +128,23 @@ impl LinkSet {
     }
 
     #[inline]
-    fn insert(&mut self, link: LinkId) {
-        let w = link as usize / 64;
+    fn insert(&mut self, id: u32) {
+        let w = id as usize / 64;
         if self.lo >= self.hi {
             (self.lo, self.hi) = (w, w + 1);
         } else {
             self.lo = self.lo.min(w);
             self.hi = self.hi.max(w + 1);
         }
-        self.words[w] |= 1 << (link % 64);
+        self.words[w] |= 1 << (id % 64);
     }
 
     /// Appends the members to `out` in ascending order and empties the set.
-    fn drain_into(&mut self, out: &mut Vec<LinkId>) {
+    fn drain_into(&mut self, out: &mut Vec<u32>) {
         for w in self.lo..self.hi {
             let mut bits = std::mem::take(&mut self.words[w]);
             while bits != 0 {
-                out.push((w * 64) as LinkId + bits.trailing_zeros());
+                out.push((w * 64) as u32 + bits.trailing_zeros());
                 bits &= bits - 1;
             }
         }
@@ -147,8 +156,11 @@ impl LinkSet {
 #[derive(Default)]
 pub struct IsochroneWorkspace {
     search: Workspace,
-    reached_set: LinkSet,
+    /// The settled nodes, ascending.
+    node_set: IdSet,
+    nodes: Vec<NodeId>,
     /// The reached links, ascending.
+    reached_set: IdSet,
     reached: Vec<LinkId>,
     raster: Vec<Millis>,
     /// Hole filling: visit stamps per raster cell, and the flood-fill queue.
@@ -273,7 +285,7 @@ pub fn poi_isochrone(
 
     // 1. The reached links: the POI's own link from the snap point, and the link of every
     //    out-edge of every settled node. They are then taken in ascending id order (see
-    //    [`LinkSet`]).
+    //    [`IdSet`]).
     let lim = limit as f64;
     let (along, against) = network.link_times(snap.link);
     let f = snap.fraction;
@@ -310,7 +322,13 @@ pub fn poi_isochrone(
     if !snap_ramps.is_empty() {
         ws.reached_set.insert(snap.link);
     }
+    ws.node_set.ensure(g.node_count());
     for &u in ws.search.settled() {
+        ws.node_set.insert(u);
+    }
+    ws.nodes.clear();
+    ws.node_set.drain_into(&mut ws.nodes);
+    for &u in &ws.nodes {
         for e in g.out_edges(u) {
             ws.reached_set.insert(g.edge_link[e]);
         }
@@ -372,31 +390,18 @@ pub fn poi_isochrone(
             ramps[count] = edge_ramp(du as f64, g.time_ms[e as usize] as f64, lim, false);
             count += 1;
         }
-        let ramps = &ramps[..count];
-        for span in link_cells.of(l) {
-            let (lo, hi) = (span.lo as f64, span.hi as f64);
-            let mut best = f64::INFINITY;
-            for ramp in ramps {
-                // The earliest point of the ramp on the span: its start where time grows along
-                // the link, its end where it shrinks.
-                let (a, b) = (ramp.lo.max(lo), ramp.hi.min(hi));
-                if a <= b + 1e-9 {
-                    best = best.min(if ramp.slope >= 0.0 {
-                        ramp.t0 + ramp.slope * a
-                    } else {
-                        ramp.t0 + ramp.slope * b.max(a)
-                    });
-                }
-            }
-            if best.is_finite() {
-                // Round half up without a libm call (times are never negative).
-                let t = (best.max(0.0) + 0.5) as Millis;
-                let cell = &mut ws.raster
-                    [(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
-                if t < *cell {
-                    *cell = t;
-                }
-            }
+        let (spans, raster) = (link_cells.of(l), &mut ws.raster[..]);
+        // Inside the isochrone every ramp covers the whole link (the common case): one or two
+        // ramps, from the link's ends.
+        let full = ramps[..count].iter().all(Ramp::is_full);
+        match count {
+            1 if full => raster_full_link(&[ramps[0]], spans, raster, c0, h),
+            2 if full => raster_full_link(&[ramps[0], ramps[1]], spans, raster, c0, h),
+            1 => raster_link(&[ramps[0]], spans, raster, c0, h),
+            2 => raster_link(&[ramps[0], ramps[1]], spans, raster, c0, h),
+            3 => raster_link(&[ramps[0], ramps[1], ramps[2]], spans, raster, c0, h),
+            4 => raster_link(&ramps, spans, raster, c0, h),
+            _ => {}
         }
     }
 
@@ -430,6 +435,70 @@ pub fn poi_isochrone(
         snap,
         settled_nodes: settled,
         cells,
+    }
+}
+
+/// [`raster_link`] for ramps that all cover the whole link ([`Ramp::is_full`]): on a span
+/// `lo ..= hi` such a ramp is earliest at `lo` if time grows along the link, else at `hi`,
+/// which is what `raster_link` computes for it too, with the same arithmetic (so the same
+/// times to the bit), but without clipping the ramp to the span.
+#[inline]
+fn raster_full_link<const N: usize>(
+    ramps: &[Ramp; N],
+    spans: &[CellSpan],
+    raster: &mut [Millis],
+    c0: Cell,
+    h: usize,
+) {
+    for span in spans {
+        let (lo, hi) = (span.lo as f64, span.hi as f64);
+        let mut best = f64::INFINITY;
+        for ramp in ramps {
+            let t = ramp.t0 + ramp.slope * if ramp.slope >= 0.0 { lo } else { hi };
+            if t < best {
+                best = t;
+            }
+        }
+        let t = (best.max(0.0) + 0.5) as Millis;
+        let cell = &mut raster[(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
+        *cell = (*cell).min(t);
+    }
+}
+
+/// Lowers each cell of `spans` in `raster` (columns of `h` cells from `c0`) to the earliest
+/// time of `ramps` on the cell's stretch of the link, if any ramp meets it. `N` is a constant
+/// so that the loop over the ramps unrolls into straight-line code: this loop runs once per
+/// reached (link, cell) pair, hundreds of thousands of times per POI.
+#[inline]
+fn raster_link<const N: usize>(
+    ramps: &[Ramp; N],
+    spans: &[CellSpan],
+    raster: &mut [Millis],
+    c0: Cell,
+    h: usize,
+) {
+    for span in spans {
+        let (lo, hi) = (span.lo as f64, span.hi as f64);
+        let mut best = f64::INFINITY;
+        for ramp in ramps {
+            // The earliest point of the ramp on the span: its start where time grows along the
+            // link, its end where it shrinks. (Comparisons rather than `f64::min` because no
+            // value is NaN, and they compile to single instructions.)
+            let a = if ramp.lo > lo { ramp.lo } else { lo };
+            let b = if ramp.hi < hi { ramp.hi } else { hi };
+            let x = if ramp.slope >= 0.0 || a > b { a } else { b };
+            let t = ramp.t0 + ramp.slope * x;
+            if a <= b + 1e-9 && t < best {
+                best = t;
+            }
+        }
+        if best.is_finite() {
+            // Round half up without a libm call (times are never negative).
+            let t = (best.max(0.0) + 0.5) as Millis;
+            let cell =
+                &mut raster[(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
+            *cell = (*cell).min(t);
+        }
     }
 }
 
@@ -637,7 +706,7 @@ mod tests {
 
     #[test]
     fn link_set_drains_in_ascending_order_and_empties() {
-        let mut set = LinkSet::default();
+        let mut set = IdSet::default();
         set.ensure(1000);
         let mut out = vec![];
         set.drain_into(&mut out);
@@ -653,6 +722,41 @@ mod tests {
         set.insert(65);
         set.drain_into(&mut out);
         assert_eq!(out, [65]);
+    }
+
+    // The shortcut for ramps covering the whole link gives the general rasteriser's times to
+    // the millisecond, on random spans and ramps from random node times.
+    #[test]
+    fn full_ramp_shortcut_matches_the_general_rasteriser() {
+        let mut rng = crate::testdata::XorShift(0x5EED);
+        let mut unit = move || rng.below(1 << 20) as f64 / (1 << 20) as f64;
+        let (c0, h) = (Cell { i: 0, j: 0 }, 8);
+        for _ in 0..200 {
+            let spans: Vec<CellSpan> = (0..8)
+                .map(|j| {
+                    let (a, b) = (unit() as f32, unit() as f32);
+                    CellSpan {
+                        cell: Cell { i: 0, j },
+                        lo: a.min(b),
+                        hi: a.max(b),
+                    }
+                })
+                .collect();
+            let lim = 1e6;
+            let (tt, du, dv) = (1.0 + 1e4 * unit(), 1e5 * unit(), 1e5 * unit());
+            let ramps = [
+                edge_ramp(du, tt, lim, true),
+                edge_ramp(dv, tt + 1.0, lim, false),
+            ];
+            assert!(ramps.iter().all(Ramp::is_full));
+            let (mut general, mut shortcut) = (vec![Millis::MAX; 8], vec![Millis::MAX; 8]);
+            raster_link(&ramps, &spans, &mut general, c0, h);
+            raster_full_link(&ramps, &spans, &mut shortcut, c0, h);
+            assert_eq!(general, shortcut);
+            assert!(general.iter().all(|t| *t < Millis::MAX));
+        }
+        // A ramp cut short by the limit is not full.
+        assert!(!edge_ramp(9e5, 2e5, 1e6, true).is_full());
     }
 
     // A 200 m square block ringed by streets: its inside is a hole unless holes are filled.

@@ -1,18 +1,137 @@
 //! Criterion benchmarks of the per-POI kernels on the DC drive network:
 //! the bounded Dijkstra alone (settled nodes per second), and isochrone + block-group join.
+//!
+//! With `ROUTING_REGION=<dir>` it instead profiles the per-POI stages on a larger region
+//! (`<dir>/roads.osm.pbf`, `<dir>/block_groups.geojson`, `<dir>/pois.csv` with `lat` and `lon`
+//! columns; e.g. one made by `socialmapper synth`): a 15-minute drive, 100 m cells, as in a run.
+//! `ROUTING_POIS` (default 500) POIs, `ROUTING_REPS` (default 5) passes after one warm-up pass
+//! (which computes the lazy block-group overlaps); it prints each stage's CPU per POI, the
+//! fastest pass, because the machines this runs on are shared and noisy.
 
 mod common;
 
 use common::{data_dir, random_points_in_dc_core};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use socialmapper::graph::dijkstra::Workspace;
+use socialmapper::output::IsochroneFeature;
+use socialmapper::stages::census_join::Coverage;
 use socialmapper::stages::census_join::{CensusIndex, JoinWorkspace, join_poi};
 use socialmapper::stages::isochrone::{
     IsochroneParams, IsochroneWorkspace, LinkCells, poi_isochrone,
 };
 use socialmapper::stages::network::Network;
+use socialmapper::types::Poi;
 use socialmapper::types::{Direction, Mode};
 use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+/// The `lat`, `lon` of the first `n` rows of a CSV file with a header.
+fn read_lat_lon(path: &Path, n: usize) -> Vec<(f64, f64)> {
+    let text = std::fs::read_to_string(path).expect("POI file");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (lat, lon) = (col("lat"), col("lon"));
+    lines
+        .take(n)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[lon].parse().expect("lon"), f[lat].parse().expect("lat"))
+        })
+        .collect()
+}
+
+/// Per-POI stage profile on the region in `dir` (see the module docs).
+fn region_profile(dir: &Path) {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (n, reps) = (env("ROUTING_POIS", 500), env("ROUTING_REPS", 5));
+    let t = Instant::now();
+    let net = Network::load_pbf(&dir.join("roads.osm.pbf"), Mode::Drive, Direction::FromPoi)
+        .expect("network");
+    let bgs =
+        socialmapper::census::boundaries::read_block_groups(&dir.join("block_groups.geojson"))
+            .expect("block groups");
+    let params = IsochroneParams {
+        travel_times_min: vec![15],
+        cell_m: 100.0,
+        buffer_m: 100.0,
+        max_snap_m: 500.0,
+        max_hole_m2: 500_000.0,
+    };
+    let census = CensusIndex::new(&bgs, params.grid());
+    let t_load = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let link_cells = LinkCells::new(&net, &params);
+    let t_cells = t.elapsed().as_secs_f64();
+    let snaps: Vec<_> = read_lat_lon(&dir.join("pois.csv"), n)
+        .into_iter()
+        .filter_map(|(lon, lat)| net.snap_lonlat(lon, lat, params.max_snap_m))
+        .collect();
+    println!(
+        "region {}: {} nodes, {} links, {} link cells; load {t_load:.1} s, link cells {t_cells:.1} s; {} POIs",
+        dir.display(),
+        net.graph.node_count(),
+        net.graph.links.len(),
+        link_cells.len(),
+        snaps.len()
+    );
+    let poi = Poi {
+        id: "p".into(),
+        name: "p".into(),
+        kind: "custom".into(),
+        lon: 0.0,
+        lat: 0.0,
+        state: None,
+        tags: Default::default(),
+        source: "1".into(),
+    };
+    let grid = params.grid();
+    let mut iso_ws = IsochroneWorkspace::new(&net);
+    let mut join_ws = JoinWorkspace::default();
+    let mut best = [f64::INFINITY; 3];
+    let (mut cells, mut settled) = (0usize, 0usize);
+    for rep in 0..=reps {
+        let mut took = [0.0; 3];
+        let mut coverage = Coverage::default();
+        (cells, settled) = (0, 0);
+        for (k, s) in snaps.iter().enumerate() {
+            let t = Instant::now();
+            let iso = poi_isochrone(&net, &link_cells, &params, k as u32, *s, &mut iso_ws);
+            took[0] += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            coverage.add(&iso);
+            black_box(join_poi(&census, &iso, &mut join_ws));
+            took[1] += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            black_box(IsochroneFeature::new(&poi, &iso, 15, Mode::Drive, &grid));
+            took[2] += t.elapsed().as_secs_f64();
+            cells += iso.cells.len();
+            settled += iso.settled_nodes as usize;
+        }
+        black_box(coverage.into_sorted_cells());
+        if rep > 0 {
+            for (b, t) in best.iter_mut().zip(took) {
+                *b = b.min(t);
+            }
+        }
+    }
+    let per = |s: f64| s * 1e3 / snaps.len().max(1) as f64;
+    println!(
+        "per POI ({} settled nodes, {} cells): isochrone {:.3} ms, join {:.3} ms, outlines {:.3} ms, sum {:.3} ms (fastest of {reps} passes)",
+        settled / snaps.len().max(1),
+        cells / snaps.len().max(1),
+        per(best[0]),
+        per(best[1]),
+        per(best[2]),
+        per(best.iter().sum())
+    );
+}
 
 fn bench(c: &mut Criterion) {
     let data = data_dir();
@@ -82,4 +201,12 @@ criterion_group! {
     config = Criterion::default().sample_size(20);
     targets = bench
 }
-criterion_main!(benches);
+fn main() {
+    match std::env::var_os("ROUTING_REGION") {
+        Some(dir) => region_profile(Path::new(&dir)),
+        None => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

@@ -18,7 +18,7 @@ use crate::geom::corridor::{CellSpan, polyline_cells};
 use crate::geom::grid::{Cell, Grid};
 use crate::graph::dijkstra::{Seed, Workspace};
 use crate::graph::snap::Snap;
-use crate::graph::{LinkId, Millis};
+use crate::graph::{LinkId, Millis, NodeId};
 use crate::types::{Poi, Reject};
 use serde::{Deserialize, Serialize};
 
@@ -94,23 +94,74 @@ struct Ramp {
     hi: f64,
 }
 
-/// The ramps that reach one link.
-#[derive(Clone, Copy, Debug)]
-struct LinkReach {
-    link: LinkId,
-    ramps: [Ramp; 4],
-    count: usize,
+impl Ramp {
+    /// Whether the ramp covers the whole link, `0 ..= 1`.
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.lo <= 0.0 && self.hi >= 1.0
+    }
+}
+
+/// A set of node or link ids as a bitset, iterated in ascending id order.
+///
+/// Nodes are numbered along a Hilbert curve and links by their start node (see
+/// [`crate::graph::build`]), so visiting the settled nodes and the reached links in id order
+/// reads the per-node and per-link tables ([`LinkCells`], the graph's edges and links) nearly
+/// sequentially; Dijkstra's discovery order read them at random, and those cache misses were
+/// most of the stage's time. Taking the members out clears the set, so a search costs what it
+/// reached, not what the network holds.
+#[derive(Default)]
+struct IdSet {
+    words: Vec<u64>,
+    /// Word range that may hold set bits: `lo .. hi`.
+    lo: usize,
+    hi: usize,
+}
+
+impl IdSet {
+    /// Makes room for ids below `n`.
+    fn ensure(&mut self, n: usize) {
+        let need = n.div_ceil(64);
+        if self.words.len() < need {
+            self.words.resize(need, 0);
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, id: u32) {
+        let w = id as usize / 64;
+        if self.lo >= self.hi {
+            (self.lo, self.hi) = (w, w + 1);
+        } else {
+            self.lo = self.lo.min(w);
+            self.hi = self.hi.max(w + 1);
+        }
+        self.words[w] |= 1 << (id % 64);
+    }
+
+    /// Appends the members to `out` in ascending order and empties the set.
+    fn drain_into(&mut self, out: &mut Vec<u32>) {
+        for w in self.lo..self.hi {
+            let mut bits = std::mem::take(&mut self.words[w]);
+            while bits != 0 {
+                out.push((w * 64) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+        (self.lo, self.hi) = (0, 0);
+    }
 }
 
 /// Reusable per-thread state of the stage (search arrays, reached links, raster).
 #[derive(Default)]
 pub struct IsochroneWorkspace {
     search: Workspace,
-    reached: Vec<LinkReach>,
-    /// Per link: index into `reached`, valid when `link_stamp` equals `generation`.
-    link_slot: Vec<u32>,
-    link_stamp: Vec<u32>,
-    generation: u32,
+    /// The settled nodes, ascending.
+    node_set: IdSet,
+    nodes: Vec<NodeId>,
+    /// The reached links, ascending.
+    reached_set: IdSet,
+    reached: Vec<LinkId>,
     raster: Vec<Millis>,
     /// Hole filling: visit stamps per raster cell, and the flood-fill queue.
     seen: Vec<u32>,
@@ -124,40 +175,6 @@ impl IsochroneWorkspace {
         IsochroneWorkspace {
             search: Workspace::new(network.graph.node_count()),
             ..Default::default()
-        }
-    }
-
-    fn reset(&mut self, links: usize) {
-        if self.link_slot.len() < links {
-            self.link_slot.resize(links, 0);
-            self.link_stamp.resize(links, 0);
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.link_stamp.iter_mut().for_each(|s| *s = 0);
-            self.generation = 1;
-        }
-        self.reached.clear();
-    }
-
-    fn add_ramp(&mut self, link: LinkId, ramp: Ramp) {
-        if ramp.hi < ramp.lo {
-            return;
-        }
-        let l = link as usize;
-        if self.link_stamp[l] != self.generation {
-            self.link_stamp[l] = self.generation;
-            self.link_slot[l] = self.reached.len() as u32;
-            self.reached.push(LinkReach {
-                link,
-                ramps: [Ramp::default(); 4],
-                count: 0,
-            });
-        }
-        let r = &mut self.reached[self.link_slot[l] as usize];
-        if r.count < 4 {
-            r.ramps[r.count] = ramp;
-            r.count += 1;
         }
     }
 }
@@ -264,67 +281,67 @@ pub fn poi_isochrone(
     let g = &network.graph;
     let limit = params.limit_ms();
     let seeds: Vec<Seed> = network.seeds(&snap, poi);
-    let settled = ws.search.run(g, &seeds, Some(limit)) as u32;
+    let settled = ws.search.run_times(g, &seeds, Some(limit)) as u32;
 
-    // 1. The reached links, each with the ramps that reach it: the POI's own link from the
-    //    snap point, then every out-edge of every settled node, as far as the time allows.
-    ws.reset(g.links.len());
+    // 1. The reached links: the POI's own link from the snap point, and the link of every
+    //    out-edge of every settled node. They are then taken in ascending id order (see
+    //    [`IdSet`]).
     let lim = limit as f64;
     let (along, against) = network.link_times(snap.link);
     let f = snap.fraction;
+    let mut snap_ramps = [Ramp::default(); 2];
+    let mut snap_count = 0;
     if let Some(t) = along.map(f64::from) {
-        ws.add_ramp(
-            snap.link,
-            Ramp {
-                t0: -f * t,
-                slope: t,
-                lo: f,
-                hi: (f + lim / t).min(1.0),
-            },
-        );
+        snap_ramps[snap_count] = Ramp {
+            t0: -f * t,
+            slope: t,
+            lo: f,
+            hi: (f + lim / t).min(1.0),
+        };
+        snap_count += 1;
     }
     if let Some(t) = against.map(f64::from) {
-        ws.add_ramp(
-            snap.link,
-            Ramp {
-                t0: f * t,
-                slope: -t,
-                lo: (f - lim / t).max(0.0),
-                hi: f,
-            },
-        );
+        snap_ramps[snap_count] = Ramp {
+            t0: f * t,
+            slope: -t,
+            lo: (f - lim / t).max(0.0),
+            hi: f,
+        };
+        snap_count += 1;
     }
-    for k in 0..ws.search.settled().len() {
-        let u = ws.search.settled()[k];
-        let du = ws.search.time_ms(u).unwrap_or(limit) as f64;
-        for e in g.out_edges(u) {
-            let tt = g.time_ms[e] as f64;
-            let s = ((lim - du) / tt).clamp(0.0, 1.0);
-            let ramp = if g.edge_along[e] {
-                Ramp {
-                    t0: du,
-                    slope: tt,
-                    lo: 0.0,
-                    hi: s,
-                }
-            } else {
-                Ramp {
-                    t0: du + tt,
-                    slope: -tt,
-                    lo: 1.0 - s,
-                    hi: 1.0,
-                }
-            };
-            ws.add_ramp(g.edge_link[e], ramp);
+    // An empty ramp (the snap point out of reach of its own link) reaches nothing.
+    let mut k = 0;
+    for r in 0..snap_count {
+        if snap_ramps[r].hi >= snap_ramps[r].lo {
+            snap_ramps[k] = snap_ramps[r];
+            k += 1;
         }
     }
+    let snap_ramps = &snap_ramps[..k];
+    ws.reached_set.ensure(g.links.len());
+    if !snap_ramps.is_empty() {
+        ws.reached_set.insert(snap.link);
+    }
+    ws.node_set.ensure(g.node_count());
+    for &u in ws.search.settled() {
+        ws.node_set.insert(u);
+    }
+    ws.nodes.clear();
+    ws.node_set.drain_into(&mut ws.nodes);
+    for &u in &ws.nodes {
+        for e in g.out_edges(u) {
+            ws.reached_set.insert(g.edge_link[e]);
+        }
+    }
+    ws.reached.clear();
+    ws.reached_set.drain_into(&mut ws.reached);
 
     // 2. A dense raster over the reached links' cells (plus one spare cell on every side, so
     //    that the raster's border is never reached and every unreached area touching it is
     //    outside), filled with the earliest time per cell.
     let mut bb = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
-    for r in &ws.reached {
-        let b = link_cells.bounds[r.link as usize];
+    for &l in &ws.reached {
+        let b = link_cells.bounds[l as usize];
         bb = [
             bb[0].min(b[0]),
             bb[1].min(b[1]),
@@ -351,32 +368,40 @@ pub fn poi_isochrone(
     let (w, h) = ((c1.i - c0.i + 1) as usize, (c1.j - c0.j + 1) as usize);
     ws.raster.clear();
     ws.raster.resize(w * h, Millis::MAX);
-    for r in &ws.reached {
-        let ramps = &r.ramps[..r.count];
-        for span in link_cells.of(r.link) {
-            let (lo, hi) = (span.lo as f64, span.hi as f64);
-            let mut best = f64::INFINITY;
-            for ramp in ramps {
-                // The earliest point of the ramp on the span: its start where time grows along
-                // the link, its end where it shrinks.
-                let (a, b) = (ramp.lo.max(lo), ramp.hi.min(hi));
-                if a <= b + 1e-9 {
-                    best = best.min(if ramp.slope >= 0.0 {
-                        ramp.t0 + ramp.slope * a
-                    } else {
-                        ramp.t0 + ramp.slope * b.max(a)
-                    });
-                }
-            }
-            if best.is_finite() {
-                // Round half up without a libm call (times are never negative).
-                let t = (best.max(0.0) + 0.5) as Millis;
-                let cell = &mut ws.raster
-                    [(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
-                if t < *cell {
-                    *cell = t;
-                }
-            }
+    for &l in &ws.reached {
+        // The ramps reaching the link: from the snap point, and along each of its edges whose
+        // tail was settled (at most four in all).
+        let mut ramps = [Ramp::default(); 4];
+        let mut count = 0;
+        if l == snap.link {
+            ramps[..snap_ramps.len()].copy_from_slice(snap_ramps);
+            count = snap_ramps.len();
+        }
+        let link = &g.links[l as usize];
+        if let Some(e) = link.edge_along
+            && let Some(du) = ws.search.time_ms(link.start)
+        {
+            ramps[count] = edge_ramp(du as f64, g.time_ms[e as usize] as f64, lim, true);
+            count += 1;
+        }
+        if let Some(e) = link.edge_against
+            && let Some(du) = ws.search.time_ms(link.end)
+        {
+            ramps[count] = edge_ramp(du as f64, g.time_ms[e as usize] as f64, lim, false);
+            count += 1;
+        }
+        let (spans, raster) = (link_cells.of(l), &mut ws.raster[..]);
+        // Inside the isochrone every ramp covers the whole link (the common case): one or two
+        // ramps, from the link's ends.
+        let full = ramps[..count].iter().all(Ramp::is_full);
+        match count {
+            1 if full => raster_full_link(&[ramps[0]], spans, raster, c0, h),
+            2 if full => raster_full_link(&[ramps[0], ramps[1]], spans, raster, c0, h),
+            1 => raster_link(&[ramps[0]], spans, raster, c0, h),
+            2 => raster_link(&[ramps[0], ramps[1]], spans, raster, c0, h),
+            3 => raster_link(&[ramps[0], ramps[1], ramps[2]], spans, raster, c0, h),
+            4 => raster_link(&ramps, spans, raster, c0, h),
+            _ => {}
         }
     }
 
@@ -410,6 +435,92 @@ pub fn poi_isochrone(
         snap,
         settled_nodes: settled,
         cells,
+    }
+}
+
+/// [`raster_link`] for ramps that all cover the whole link ([`Ramp::is_full`]): on a span
+/// `lo ..= hi` such a ramp is earliest at `lo` if time grows along the link, else at `hi`,
+/// which is what `raster_link` computes for it too, with the same arithmetic (so the same
+/// times to the bit), but without clipping the ramp to the span.
+#[inline]
+fn raster_full_link<const N: usize>(
+    ramps: &[Ramp; N],
+    spans: &[CellSpan],
+    raster: &mut [Millis],
+    c0: Cell,
+    h: usize,
+) {
+    for span in spans {
+        let (lo, hi) = (span.lo as f64, span.hi as f64);
+        let mut best = f64::INFINITY;
+        for ramp in ramps {
+            let t = ramp.t0 + ramp.slope * if ramp.slope >= 0.0 { lo } else { hi };
+            if t < best {
+                best = t;
+            }
+        }
+        let t = (best.max(0.0) + 0.5) as Millis;
+        let cell = &mut raster[(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
+        *cell = (*cell).min(t);
+    }
+}
+
+/// Lowers each cell of `spans` in `raster` (columns of `h` cells from `c0`) to the earliest
+/// time of `ramps` on the cell's stretch of the link, if any ramp meets it. `N` is a constant
+/// so that the loop over the ramps unrolls into straight-line code: this loop runs once per
+/// reached (link, cell) pair, hundreds of thousands of times per POI.
+#[inline]
+fn raster_link<const N: usize>(
+    ramps: &[Ramp; N],
+    spans: &[CellSpan],
+    raster: &mut [Millis],
+    c0: Cell,
+    h: usize,
+) {
+    for span in spans {
+        let (lo, hi) = (span.lo as f64, span.hi as f64);
+        let mut best = f64::INFINITY;
+        for ramp in ramps {
+            // The earliest point of the ramp on the span: its start where time grows along the
+            // link, its end where it shrinks. (Comparisons rather than `f64::min` because no
+            // value is NaN, and they compile to single instructions.)
+            let a = if ramp.lo > lo { ramp.lo } else { lo };
+            let b = if ramp.hi < hi { ramp.hi } else { hi };
+            let x = if ramp.slope >= 0.0 || a > b { a } else { b };
+            let t = ramp.t0 + ramp.slope * x;
+            if a <= b + 1e-9 && t < best {
+                best = t;
+            }
+        }
+        if best.is_finite() {
+            // Round half up without a libm call (times are never negative).
+            let t = (best.max(0.0) + 0.5) as Millis;
+            let cell =
+                &mut raster[(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
+            *cell = (*cell).min(t);
+        }
+    }
+}
+
+/// The ramp of a directed edge of travel time `tt` whose tail was settled at `du`, as far as
+/// `lim` allows: along the link's geometry when `along`, else against it.
+#[inline]
+fn edge_ramp(du: f64, tt: f64, lim: f64, along: bool) -> Ramp {
+    let s = ((lim - du) / tt).clamp(0.0, 1.0);
+    if along {
+        Ramp {
+            t0: du,
+            slope: tt,
+            lo: 0.0,
+            hi: s,
+        }
+    } else {
+        Ramp {
+            t0: du + tt,
+            slope: -tt,
+            lo: 1.0 - s,
+            hi: 1.0,
+        }
     }
 }
 
@@ -591,6 +702,61 @@ mod tests {
         // 700 m up the second: 1,200 m along y=0 plus 700 m along x=1000.
         assert!(two.contains(&Cell { i: 100, j: 75 }) && !one.contains(&Cell { i: 100, j: 75 }));
         assert!(one.contains(&Cell { i: 100, j: 65 }));
+    }
+
+    #[test]
+    fn link_set_drains_in_ascending_order_and_empties() {
+        let mut set = IdSet::default();
+        set.ensure(1000);
+        let mut out = vec![];
+        set.drain_into(&mut out);
+        assert!(out.is_empty());
+        for l in [700, 3, 64, 63, 3, 999, 128, 0] {
+            set.insert(l);
+        }
+        set.drain_into(&mut out);
+        assert_eq!(out, [0, 3, 63, 64, 128, 700, 999]);
+        assert!(set.words.iter().all(|w| *w == 0));
+        // Reused: only the new members come out.
+        out.clear();
+        set.insert(65);
+        set.drain_into(&mut out);
+        assert_eq!(out, [65]);
+    }
+
+    // The shortcut for ramps covering the whole link gives the general rasteriser's times to
+    // the millisecond, on random spans and ramps from random node times.
+    #[test]
+    fn full_ramp_shortcut_matches_the_general_rasteriser() {
+        let mut rng = crate::testdata::XorShift(0x5EED);
+        let mut unit = move || rng.below(1 << 20) as f64 / (1 << 20) as f64;
+        let (c0, h) = (Cell { i: 0, j: 0 }, 8);
+        for _ in 0..200 {
+            let spans: Vec<CellSpan> = (0..8)
+                .map(|j| {
+                    let (a, b) = (unit() as f32, unit() as f32);
+                    CellSpan {
+                        cell: Cell { i: 0, j },
+                        lo: a.min(b),
+                        hi: a.max(b),
+                    }
+                })
+                .collect();
+            let lim = 1e6;
+            let (tt, du, dv) = (1.0 + 1e4 * unit(), 1e5 * unit(), 1e5 * unit());
+            let ramps = [
+                edge_ramp(du, tt, lim, true),
+                edge_ramp(dv, tt + 1.0, lim, false),
+            ];
+            assert!(ramps.iter().all(Ramp::is_full));
+            let (mut general, mut shortcut) = (vec![Millis::MAX; 8], vec![Millis::MAX; 8]);
+            raster_link(&ramps, &spans, &mut general, c0, h);
+            raster_full_link(&ramps, &spans, &mut shortcut, c0, h);
+            assert_eq!(general, shortcut);
+            assert!(general.iter().all(|t| *t < Millis::MAX));
+        }
+        // A ramp cut short by the limit is not full.
+        assert!(!edge_ramp(9e5, 2e5, 1e6, true).is_full());
     }
 
     // A 200 m square block ringed by streets: its inside is a hole unless holes are filled.

@@ -176,8 +176,9 @@ pub fn join_poi(index: &CensusIndex, iso: &PoiIsochrone, ws: &mut JoinWorkspace)
 }
 
 /// Hashes grid cells with one multiplication (Fibonacci hashing of the packed coordinates):
-/// every isochrone cell passes through [`Coverage`], where SipHash cost more than the rest of
-/// the join. Cell coordinates are not attacker-controlled, so no DoS-resistant hash is needed.
+/// [`Coverage`] looks up a tile for every few isochrone cells, and SipHash once cost more than
+/// the rest of the join. Cell coordinates are not attacker-controlled, so no DoS-resistant
+/// hash is needed.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CellHasher(u64);
 
@@ -198,11 +199,32 @@ impl std::hash::Hasher for CellHasher {
 /// A map keyed by grid cells, with [`CellHasher`].
 pub type CellMap<V> = HashMap<Cell, V, std::hash::BuildHasherDefault<CellHasher>>;
 
+/// Side of a [`Coverage`] tile in cells (a power of two).
+const TILE: i32 = 32;
+const TILE_SHIFT: u32 = TILE.trailing_zeros();
+
+/// The tile holding `c`, and `c`'s index in it (column-major, like [`Cell`]'s order).
+#[inline]
+fn tile_of(c: Cell) -> (Cell, usize) {
+    (
+        Cell {
+            i: c.i >> TILE_SHIFT,
+            j: c.j >> TILE_SHIFT,
+        },
+        ((c.i & (TILE - 1)) * TILE + (c.j & (TILE - 1))) as usize,
+    )
+}
+
 /// The union of all isochrones: the earliest time any POI reaches each cell. Feeds coverage
 /// shares and union areas.
+///
+/// Cells are kept in dense 32 × 32 tiles in a map keyed by tile (`Millis::MAX` = not
+/// covered): adding an isochrone's ~10⁴–10⁵ sorted cells costs a map lookup per tile column
+/// instead of a hash-map insert per cell, which missed the cache every time once the union
+/// outgrew it. Sparse unions (POIs spread over a country) cost at most a tile per few cells.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Coverage {
-    cells: CellMap<Millis>,
+    tiles: CellMap<Box<[Millis]>>,
 }
 
 impl Coverage {
@@ -212,12 +234,22 @@ impl Coverage {
     }
 
     /// Adds cells with their times (another coverage's [`Coverage::into_sorted_cells`]).
+    /// Times must be below `Millis::MAX` (isochrone times are at most the longest travel
+    /// time). Any order works; sorted cells are fastest.
     pub fn add_cells(&mut self, cells: &[(Cell, Millis)]) {
-        for (c, t) in cells {
-            let e = self.cells.entry(*c).or_insert(*t);
-            if *t < *e {
-                *e = *t;
+        let Some(&(first, _)) = cells.first() else {
+            return;
+        };
+        let mut key = tile_of(first).0;
+        let mut tile = self.tile_mut(key);
+        for &(c, t) in cells {
+            let (k, at) = tile_of(c);
+            if k != key {
+                key = k;
+                tile = self.tile_mut(key);
             }
+            let e = &mut tile[at];
+            *e = (*e).min(t);
         }
     }
 
@@ -225,33 +257,72 @@ impl Coverage {
     /// earlier times), in the order given: what a checkpoint needs to rebuild the union.
     pub fn improve(&mut self, cells: &[(Cell, Millis)]) -> Vec<(Cell, Millis)> {
         let mut improved = Vec::new();
-        for (c, t) in cells {
-            match self.cells.entry(*c) {
-                std::collections::hash_map::Entry::Occupied(mut e) => {
-                    if *t < *e.get() {
-                        e.insert(*t);
-                        improved.push((*c, *t));
-                    }
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(*t);
-                    improved.push((*c, *t));
-                }
+        for &(c, t) in cells {
+            let (key, at) = tile_of(c);
+            let e = &mut self.tile_mut(key)[at];
+            if t < *e {
+                *e = t;
+                improved.push((c, t));
             }
         }
         improved
     }
 
+    fn tile_mut(&mut self, key: Cell) -> &mut [Millis] {
+        self.tiles
+            .entry(key)
+            .or_insert_with(|| vec![Millis::MAX; (TILE * TILE) as usize].into_boxed_slice())
+    }
+
+    /// The earliest time of cell `c`, if covered.
+    #[inline]
+    fn time(&self, c: Cell) -> Option<Millis> {
+        let (key, at) = tile_of(c);
+        self.tiles
+            .get(&key)
+            .map(|tile| tile[at])
+            .filter(|t| *t != Millis::MAX)
+    }
+
     /// The cells with their earliest times, sorted by cell.
     pub fn into_sorted_cells(self) -> Vec<(Cell, Millis)> {
-        let mut v: Vec<_> = self.cells.into_iter().collect();
-        v.sort_unstable();
+        let mut keys: Vec<Cell> = self.tiles.keys().copied().collect();
+        keys.sort_unstable();
+        let mut v = Vec::new();
+        // Tiles with the same column index `i` cover the same 32 grid columns: for each grid
+        // column, walk up through them in order.
+        for col in keys.chunk_by(|a, b| a.i == b.i) {
+            for di in 0..TILE {
+                for key in col {
+                    let tile = &self.tiles[key];
+                    let base = (di * TILE) as usize;
+                    for dj in 0..TILE {
+                        let t = tile[base + dj as usize];
+                        if t != Millis::MAX {
+                            let c = Cell {
+                                i: (key.i << TILE_SHIFT) + di,
+                                j: (key.j << TILE_SHIFT) + dj,
+                            };
+                            v.push((c, t));
+                        }
+                    }
+                }
+            }
+        }
         v
     }
 
     /// Area of the union of the isochrones for `limit_ms`, km².
     pub fn union_area_km2(&self, grid: &Grid, limit_ms: Millis) -> f64 {
-        let n = self.cells.values().filter(|t| **t <= limit_ms).count();
+        let n: usize = self
+            .tiles
+            .values()
+            .map(|tile| {
+                tile.iter()
+                    .filter(|t| **t != Millis::MAX && **t <= limit_ms)
+                    .count()
+            })
+            .sum();
         n as f64 * grid.cell_m * grid.cell_m / 1e6
     }
 
@@ -264,7 +335,7 @@ impl Coverage {
         let inside: f64 = bg
             .overlaps(&index.grid)
             .iter()
-            .filter(|(c, _)| self.cells.get(c).is_some_and(|t| *t <= limit_ms))
+            .filter(|(c, _)| self.time(*c).is_some_and(|t| t <= limit_ms))
             .map(|(_, a)| a)
             .sum();
         (inside / bg.area_m2).clamp(0.0, 1.0)
@@ -276,6 +347,20 @@ mod tests {
     use super::*;
     use crate::graph::snap::Snap;
     use geo::{LineString, Polygon};
+
+    #[test]
+    fn improve_returns_exactly_the_cells_that_changed() {
+        let (a, b) = (Cell { i: 0, j: 0 }, Cell { i: 40, j: -3 });
+        let mut c = Coverage::default();
+        assert_eq!(c.improve(&[(a, 5), (b, 7)]), vec![(a, 5), (b, 7)]);
+        assert_eq!(c.improve(&[(a, 6), (b, 3), (a, 5)]), vec![(b, 3)]);
+        // Replaying the deltas rebuilds the same union.
+        let mut d = Coverage::default();
+        d.add_cells(&[(a, 5), (b, 7)]);
+        d.add_cells(&[(b, 3)]);
+        assert_eq!(c, d);
+        assert_eq!(c.into_sorted_cells(), vec![(a, 5), (b, 3)]);
+    }
 
     /// A block group whose boundary is the EPSG:5070 rectangle `[x0, x1] × [y0, y1]`.
     fn square_bg(geoid: &str, (x0, y0, x1, y1): (f64, f64, f64, f64)) -> BlockGroup {
@@ -302,6 +387,44 @@ mod tests {
             settled_nodes: 0,
             cells,
         }
+    }
+
+    // Random cells on both sides of the origin, each added several times: the tiles give
+    // back exactly what a map from cell to earliest time holds, sorted.
+    #[test]
+    fn coverage_tiles_agree_with_a_plain_map() {
+        let mut rng = crate::testdata::XorShift(77);
+        let mut reference = std::collections::BTreeMap::new();
+        let mut coverage = Coverage::default();
+        for _ in 0..20 {
+            let mut cells: Vec<(Cell, Millis)> = (0..300)
+                .map(|_| {
+                    let c = Cell {
+                        i: rng.below(200) as i32 - 100,
+                        j: rng.below(90) as i32 - 45,
+                    };
+                    (c, rng.below(1000) as Millis)
+                })
+                .collect();
+            for &(c, t) in &cells {
+                let e = reference.entry(c).or_insert(t);
+                *e = (*e).min(t);
+            }
+            cells.sort_unstable();
+            coverage.add_cells(&cells);
+        }
+        let expect: Vec<(Cell, Millis)> = reference.into_iter().collect();
+        let grid = Grid { cell_m: 10.0 };
+        for limit in [0, 500, 999] {
+            let n = expect.iter().filter(|(_, t)| *t <= limit).count();
+            assert_eq!(
+                coverage.union_area_km2(&grid, limit),
+                n as f64 * 100.0 / 1e6
+            );
+        }
+        assert!(expect.iter().all(|(c, t)| coverage.time(*c) == Some(*t)));
+        assert_eq!(coverage.time(Cell { i: 1000, j: 0 }), None);
+        assert_eq!(coverage.into_sorted_cells(), expect);
     }
 
     // Block group A is the 100 m square at (1,600,000, 1,900,000); B lies 1 km east. The

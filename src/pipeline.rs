@@ -471,7 +471,7 @@ struct BatchRecord {
 }
 
 /// What the sink accumulates over batches: bounded by the census tables and the union of the
-/// isochrones, not by the number of POIs — but for the distance stage's POI positions.
+/// isochrones (and, for the network distance, the graph), not by the number of POIs.
 #[derive(Default)]
 struct Accumulated {
     /// The travel-time limits, ms, ascending.

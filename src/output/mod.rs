@@ -268,20 +268,17 @@ impl RunReport {
     }
 }
 
-/// A progress bar on stderr, hidden when quiet or when stderr is not a terminal.
-pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(
-        Some(len),
-        if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-    {
-        pb.set_style(style.progress_chars("=> "));
+/// A progress display on stderr with `template`, hidden when quiet or when stderr is not a
+/// terminal.
+fn progress(len: Option<u64>, template: &str, what: &str, quiet: bool) -> ProgressBar {
+    let target = if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let pb = ProgressBar::with_draw_target(len, target);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        pb.set_style(style);
     }
     pb.set_message(what.to_string());
     pb
@@ -290,36 +287,13 @@ pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
 /// A counter on stderr for a stream of unknown length (POIs read from a file), hidden when
 /// quiet or when stderr is not a terminal.
 pub fn counter(what: &str, quiet: bool) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(
-        None,
-        if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
-    if let Ok(style) = ProgressStyle::with_template("{msg:>12} {pos} {per_sec} {elapsed}") {
-        pb.set_style(style);
-    }
-    pb.set_message(what.to_string());
-    pb
+    progress(None, "{msg:>12} {pos} {per_sec} {elapsed}", what, quiet)
 }
 
 /// A spinner on stderr for a step of unknown length (reading an input), hidden when quiet or
 /// when stderr is not a terminal. Finish it with `finish_and_clear`.
 pub fn spinner(what: &str, quiet: bool) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(
-        None,
-        if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
-        pb.set_style(style);
-    }
-    pb.set_message(what.to_string());
+    let pb = progress(None, "{spinner} {msg} {elapsed}", what, quiet);
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
     pb
 }

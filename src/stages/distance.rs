@@ -2,11 +2,16 @@
 //!
 //! * in a straight line, from the block group's centroid in EPSG:5070 — exactly the original
 //!   tool's "travel distance" (Euclidean in EPSG:5070, km, miles = km × 0.621371);
-//! * along the network, by travel time, from one multi-source Dijkstra over all POIs: the
-//!   centroid is snapped to the nearest road and the time runs to (or from, see
-//!   [`crate::types::Direction`]) that point.
+//! * along the network, by travel time, from multi-source Dijkstra searches over the POIs of
+//!   each batch, pruned where earlier batches already did better: the centroid is snapped to
+//!   the nearest road and the time runs to (or from, see [`crate::types::Direction`]) that
+//!   point.
+//!
+//! Both are folds ([`StraightFold`], [`NetworkFold`]) whose state is bounded by the targets and
+//! the network, so a run never holds its POIs.
 
 use super::network::Network;
+#[cfg(test)]
 use crate::graph::dijkstra::{Seed, Workspace};
 use crate::graph::snap::Snap;
 use crate::graph::{LinkId, Millis, NodeId};
@@ -30,7 +35,8 @@ pub struct StraightNearest {
 
 /// For each target, the nearest of `pois` (EPSG:5070 points with their run indices) in a
 /// straight line; ties go to the smaller POI index. `None` only when `pois` is empty. One
-/// batch of a [`StraightFold`].
+/// batch of a [`StraightFold`]; the tests' reference.
+#[cfg(test)]
 pub fn straight_line_nearest(
     pois: &[(u32, Coord<f64>)],
     targets: &[Coord<f64>],
@@ -132,7 +138,9 @@ impl NetworkNearest {
 }
 
 /// Network nearest POI for each target point (EPSG:5070), from one multi-source Dijkstra seeded
-/// at every POI's snap point. `poi_snaps` pairs each POI's run index with its snap.
+/// at every POI's snap point. `poi_snaps` pairs each POI's run index with its snap. Runs use
+/// [`NetworkFold`]; this one-shot search, written independently, is the tests' reference.
+#[cfg(test)]
 pub fn network_nearest(
     network: &Network,
     poi_snaps: &[(u32, Snap)],

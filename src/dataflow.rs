@@ -431,7 +431,8 @@ pub struct DataflowStats {
 /// Runs every batch of `records` through the dataflow on `workers` threads. The first `skip`
 /// batches are read (so that record indices and duplicate checks carry on) but not computed:
 /// an earlier run committed them. Every other batch reaches `sink` in batch order, complete.
-/// `progress` is told the number of records of every finished batch.
+/// `progress` is told the number of records of every finished batch. Returns the sink and the
+/// records source, read to its end.
 pub fn run_batches<S: BatchSink + 'static>(
     ctx: Arc<RunContext>,
     records: Box<dyn PoiRecords>,
@@ -440,7 +441,7 @@ pub fn run_batches<S: BatchSink + 'static>(
     workers: usize,
     progress: impl Fn(u64) + Send + Sync + 'static,
     sink: S,
-) -> Result<(S, DataflowStats)> {
+) -> Result<(S, Box<dyn PoiRecords>, DataflowStats)> {
     let workers = workers.max(1);
     let batch_size = batch_size.max(1);
     let in_order = Arc::new(Mutex::new(InOrder {
@@ -454,8 +455,12 @@ pub fn run_batches<S: BatchSink + 'static>(
     let source_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
     let stats = Arc::new(Mutex::new(DataflowStats::default()));
     let progress = Arc::new(progress);
-    let (in_order_end, source_error_end, stats_end) =
-        (in_order.clone(), source_error.clone(), stats.clone());
+    let (in_order_end, source_end, source_error_end, stats_end) = (
+        in_order.clone(),
+        source.clone(),
+        source_error.clone(),
+        stats.clone(),
+    );
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         use timely::dataflow::operators::vec::{Input, Map};
         use timely::dataflow::operators::{Exchange, Probe};
@@ -529,6 +534,8 @@ pub fn run_batches<S: BatchSink + 'static>(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .batches = id;
+                // Handed back to the caller, which reads the POIs again to name them.
+                *source.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
             }
         }
         // Closing the input lets the frontier advance; every worker steps until all is done.
@@ -564,7 +571,12 @@ pub fn run_batches<S: BatchSink + 'static>(
             in_order.next, stats.batches
         )));
     }
-    Ok((in_order.sink, stats))
+    let records = source_end
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or_else(|| Error::Config("internal: the POI source was not handed back".into()))?;
+    Ok((in_order.sink, records, stats))
 }
 
 #[cfg(test)]

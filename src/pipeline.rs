@@ -243,8 +243,7 @@ pub fn execute(
     // batch on the workers; the sink takes batches in order and streams outputs to disk.
     let progress = output::counter("POIs", show.quiet);
     let bar = progress.clone();
-    let records_again = inputs.pois.reopen()?;
-    let (sink, stats) = timer.time("batches", || {
+    let (sink, records, stats) = timer.time("batches", || {
         run_batches(
             ctx.clone(),
             inputs.pois,
@@ -322,7 +321,7 @@ pub fn execute(
     // The POIs named as nearest, read again from the source: the run holds none of them.
     let wanted: std::collections::BTreeSet<u32> =
         rows.iter().filter_map(|r| r.nearest_poi()).collect();
-    let poi_names = timer.time("poi_names", || pois_named(records_again, &wanted))?;
+    let poi_names = timer.time("poi_names", || pois_named(records.reopen()?, &wanted))?;
 
     let report = timer.time("write", || {
         output::write_all(

@@ -57,13 +57,7 @@ fn region_profile(dir: &Path) {
     let bgs =
         socialmapper::census::boundaries::read_block_groups(&dir.join("block_groups.geojson"))
             .expect("block groups");
-    let params = IsochroneParams {
-        travel_times_min: vec![15],
-        cell_m: 100.0,
-        buffer_m: 100.0,
-        max_snap_m: 500.0,
-        max_hole_m2: 500_000.0,
-    };
+    let params = drive_15();
     let census = CensusIndex::new(&bgs, params.grid());
     let t_load = t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -145,13 +139,7 @@ fn bench(c: &mut Criterion) {
         &data.join("dc/cb_2020_11_bg_500k.zip"),
     )
     .unwrap();
-    let params = IsochroneParams {
-        travel_times_min: vec![15],
-        cell_m: 100.0,
-        buffer_m: 100.0,
-        max_snap_m: 500.0,
-        max_hole_m2: 500_000.0,
-    };
+    let params = drive_15();
     let census = CensusIndex::new(&bgs, params.grid());
     let link_cells = LinkCells::new(&net, &params);
     let snaps: Vec<_> = random_points_in_dc_core(64, 7)
@@ -208,5 +196,16 @@ fn main() {
             benches();
             Criterion::default().configure_from_args().final_summary();
         }
+    }
+}
+
+/// The run's defaults for a 15-minute drive, as `socialmapper run` sets them.
+fn drive_15() -> IsochroneParams {
+    IsochroneParams {
+        travel_times_min: vec![15],
+        cell_m: 100.0,
+        buffer_m: 100.0,
+        max_snap_m: 500.0,
+        max_hole_m2: 500_000.0,
     }
 }

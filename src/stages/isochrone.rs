@@ -181,10 +181,12 @@ impl IsochroneWorkspace {
 
 /// For every link of a network, the grid cells whose centre lies within the buffer of the
 /// link, with the stretch of the link near each (see [`crate::geom::corridor`]). Built once
-/// per network and analysis grid; about 16 bytes per (link, cell) pair.
+/// per network and analysis grid; 16 bytes per (link, cell) pair plus 36 bytes per link.
 pub struct LinkCells {
     first: Vec<u32>,
     spans: Vec<CellSpan>,
+    /// Per link, what rasterising it needs of the graph, in one record (see [`LinkEnds`]).
+    ends: Vec<LinkEnds>,
     /// Per link: the smallest and largest cell of its spans, (i0, j0, i1, j1).
     bounds: Vec<[i32; 4]>,
 }
@@ -198,6 +200,7 @@ impl LinkCells {
             first: Vec::with_capacity(g.links.len() + 1),
             spans: Vec::new(),
             bounds: Vec::new(),
+            ends: g.links.iter().map(|l| LinkEnds::new(g, l)).collect(),
         };
         let mut scratch = Vec::new();
         for l in &g.links {
@@ -243,6 +246,51 @@ impl LinkCells {
     /// Whether no link has a cell near it.
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
+    }
+}
+
+/// A link's end nodes and the travel times of its two directed edges: 16 bytes read in link
+/// order, instead of the graph's 48-byte link and two edge times found through it. The top bit
+/// of `start` (`end`) says whether the link has an edge from its start (end); node ids stay
+/// below 2³¹ (checked when built).
+#[derive(Clone, Copy, Debug)]
+struct LinkEnds {
+    start: u32,
+    end: u32,
+    along_ms: Millis,
+    against_ms: Millis,
+}
+
+/// [`LinkEnds`]' flag bit: the direction has an edge.
+const HAS_EDGE: u32 = 1 << 31;
+
+impl LinkEnds {
+    fn new(g: &crate::graph::RoadGraph, l: &crate::graph::Link) -> LinkEnds {
+        assert!(l.start < HAS_EDGE && l.end < HAS_EDGE, "node ids below 2³¹");
+        let side = |node: NodeId, e: Option<u32>| match e {
+            Some(e) => (node | HAS_EDGE, g.time_ms[e as usize]),
+            None => (node, 0),
+        };
+        let ((start, along_ms), (end, against_ms)) =
+            (side(l.start, l.edge_along), side(l.end, l.edge_against));
+        LinkEnds {
+            start,
+            end,
+            along_ms,
+            against_ms,
+        }
+    }
+
+    /// The tail node and time of the edge along the link's geometry, if any.
+    #[inline]
+    fn along(&self) -> Option<(NodeId, Millis)> {
+        (self.start & HAS_EDGE != 0).then_some((self.start & !HAS_EDGE, self.along_ms))
+    }
+
+    /// The tail node and time of the edge against the link's geometry, if any.
+    #[inline]
+    fn against(&self) -> Option<(NodeId, Millis)> {
+        (self.end & HAS_EDGE != 0).then_some((self.end & !HAS_EDGE, self.against_ms))
     }
 }
 
@@ -377,17 +425,17 @@ pub fn poi_isochrone(
             ramps[..snap_ramps.len()].copy_from_slice(snap_ramps);
             count = snap_ramps.len();
         }
-        let link = &g.links[l as usize];
-        if let Some(e) = link.edge_along
-            && let Some(du) = ws.search.time_ms(link.start)
+        let link = link_cells.ends[l as usize];
+        if let Some((tail, tt)) = link.along()
+            && let Some(du) = ws.search.time_ms(tail)
         {
-            ramps[count] = edge_ramp(du as f64, g.time_ms[e as usize] as f64, lim, true);
+            ramps[count] = edge_ramp(du as f64, tt as f64, lim, true);
             count += 1;
         }
-        if let Some(e) = link.edge_against
-            && let Some(du) = ws.search.time_ms(link.end)
+        if let Some((tail, tt)) = link.against()
+            && let Some(du) = ws.search.time_ms(tail)
         {
-            ramps[count] = edge_ramp(du as f64, g.time_ms[e as usize] as f64, lim, false);
+            ramps[count] = edge_ramp(du as f64, tt as f64, lim, false);
             count += 1;
         }
         let (spans, raster) = (link_cells.of(l), &mut ws.raster[..]);
@@ -702,6 +750,30 @@ mod tests {
         // 700 m up the second: 1,200 m along y=0 plus 700 m along x=1000.
         assert!(two.contains(&Cell { i: 100, j: 75 }) && !one.contains(&Cell { i: 100, j: 75 }));
         assert!(one.contains(&Cell { i: 100, j: 65 }));
+    }
+
+    // A one-way link keeps its start's edge and time and drops the end's; two-way keeps both.
+    #[test]
+    fn link_ends_record_each_direction() {
+        let xy = vec![Coord { x: 0.0, y: 0.0 }, Coord { x: 1000.0, y: 0.0 }];
+        let one_way = RoadGraph::from_edges(
+            xy.clone(),
+            &[PlainEdge {
+                from: 0,
+                to: 1,
+                time_ms: 1234,
+                length_m: 1000.0,
+                both_ways: false,
+            }],
+        );
+        let ends = LinkEnds::new(&one_way, &one_way.links[0]);
+        let start = one_way.links[0].start;
+        assert_eq!((ends.along(), ends.against()), (Some((start, 1234)), None));
+        let net = two_way(&[(0.0, 0.0), (1000.0, 0.0)], &[(0, 1)], 100.0);
+        let l = &net.graph.links[0];
+        let ends = LinkEnds::new(&net.graph, l);
+        assert_eq!(ends.along(), Some((l.start, 100_000)));
+        assert_eq!(ends.against(), Some((l.end, 100_000)));
     }
 
     #[test]

@@ -15,8 +15,13 @@
 //! the sink strictly in batch order: outputs do not depend on the number of workers, the batch
 //! size or the order in which clusters finish.
 //!
-//! Backpressure: the source never runs more than `workers` batches ahead of the sink (a probe),
-//! so memory is bounded by a few batches, whatever the input size.
+//! The sink (distance folds, streamed outputs, checkpoint commits) runs on a thread of its
+//! own, so that while it folds batch k the workers already compute batch k + 1: on worker 0 it
+//! would hold up worker 0's share of the next batch, and the other workers would wait for it.
+//!
+//! Backpressure: the source never runs more than `workers` batches ahead of the sink, so
+//! memory is bounded by a few batches, whatever the input size. Idle workers park (they do not
+//! spin) until a message or the sink's progress wakes them.
 
 use crate::error::{Error, Result};
 use crate::geom::albers::to_5070;
@@ -33,8 +38,11 @@ use crate::types::{Mode, Poi, Reject};
 use geo::Coord;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// What every worker reads and nobody writes (the census index fills its per-block-group cell
 /// overlaps lazily, thread-safely).
@@ -371,20 +379,23 @@ pub trait BatchSink: Send {
     fn batch(&mut self, b: BatchResult) -> Result<()>;
 }
 
-/// Reassembles batches from their clusters and hands them to the sink in batch order.
-struct InOrder<S> {
+/// Reassembles batches from their clusters and sends them to the sink thread in batch order.
+struct InOrder {
     next: u64,
     parts: HashMap<u64, Vec<ClusterOutput>>,
     ready: BTreeMap<u64, BatchResult>,
-    sink: S,
+    to_sink: Option<Sender<BatchResult>>,
+    progress: Arc<SinkProgress>,
+    /// The first error a cluster reported: no later batch goes to the sink.
     error: Option<Error>,
 }
 
-impl<S: BatchSink> InOrder<S> {
+impl InOrder {
     fn push(&mut self, part: ClusterOutput) {
         if let Some(e) = &part.error {
             self.error
                 .get_or_insert_with(|| Error::Config(format!("batch {}: {e}", part.batch)));
+            self.progress.failed.store(true, Ordering::Release);
         }
         let (id, of) = (part.batch, part.of as usize);
         let parts = self.parts.entry(id).or_default();
@@ -396,12 +407,47 @@ impl<S: BatchSink> InOrder<S> {
         while self.error.is_none()
             && let Some(b) = self.ready.remove(&self.next)
         {
-            if let Err(e) = self.sink.batch(b) {
-                self.error = Some(e);
+            // A send fails only when the sink thread stopped on an error, which it reports.
+            if let Some(tx) = &self.to_sink
+                && tx.send(b).is_err()
+            {
+                self.to_sink = None;
             }
             self.next += 1;
         }
     }
+}
+
+/// How far the sink thread got, for the source's backpressure.
+#[derive(Default)]
+struct SinkProgress {
+    /// Id of the next batch the sink expects: every batch before it is written and committed.
+    sunk: AtomicU64,
+    /// The sink or a cluster failed: the source stops reading.
+    failed: AtomicBool,
+}
+
+/// Runs `sink` on its own thread over the batches arriving on `batches` (in batch order),
+/// until the channel closes or the sink fails. Hands back the sink and its error.
+fn spawn_sink<S: BatchSink + 'static>(
+    mut sink: S,
+    batches: Receiver<BatchResult>,
+    progress: Arc<SinkProgress>,
+) -> Result<JoinHandle<(S, Option<Error>)>> {
+    std::thread::Builder::new()
+        .name("sink".into())
+        .spawn(move || {
+            for b in batches {
+                let next = b.id + 1;
+                if let Err(e) = sink.batch(b) {
+                    progress.failed.store(true, Ordering::Release);
+                    return (sink, Some(e));
+                }
+                progress.sunk.store(next, Ordering::Release);
+            }
+            (sink, None)
+        })
+        .map_err(|e| Error::Config(format!("cannot start the sink thread: {e}")))
 }
 
 /// Batches of a run and how many were taken from the checkpoint.
@@ -444,22 +490,30 @@ pub fn run_batches<S: BatchSink + 'static>(
 ) -> Result<(S, Box<dyn PoiRecords>, DataflowStats)> {
     let workers = workers.max(1);
     let batch_size = batch_size.max(1);
+    let sink_progress = Arc::new(SinkProgress {
+        sunk: AtomicU64::new(skip),
+        failed: AtomicBool::new(false),
+    });
+    let (to_sink, sink_batches) = channel();
+    let sink_thread = spawn_sink(sink, sink_batches, sink_progress.clone())?;
     let in_order = Arc::new(Mutex::new(InOrder {
         next: skip,
         parts: HashMap::new(),
         ready: BTreeMap::new(),
-        sink,
+        to_sink: Some(to_sink),
+        progress: sink_progress.clone(),
         error: None,
     }));
     let source = Arc::new(Mutex::new(Some(records)));
     let source_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
     let stats = Arc::new(Mutex::new(DataflowStats::default()));
     let progress = Arc::new(progress);
-    let (in_order_end, source_end, source_error_end, stats_end) = (
+    let (in_order_end, source_end, source_error_end, stats_end, sink_progress_end) = (
         in_order.clone(),
         source.clone(),
         source_error.clone(),
         stats.clone(),
+        sink_progress.clone(),
     );
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         use timely::dataflow::operators::vec::{Input, Map};
@@ -471,6 +525,7 @@ pub fn run_batches<S: BatchSink + 'static>(
             stats.clone(),
         );
         let fetch_ctx = ctx.clone();
+        let sink_progress = sink_progress.clone();
         let cluster_params = ctx.cluster;
         let state = Arc::new(Mutex::new(WorkerState::new(4)));
         let (fetch_state, worker_state, worker_stats) =
@@ -524,11 +579,20 @@ pub fn run_batches<S: BatchSink + 'static>(
                     input.send(PoiBatch { id, records: batch });
                     id += 1;
                     input.advance_to(id);
-                    // Backpressure: at most one batch per worker between source and sink.
-                    // Memory is bounded by that many batches' results, not by the input; and a
-                    // crash loses at most the batches being computed.
+                    // Backpressure: at most one batch per worker between source and sink
+                    // (being computed or being written). Memory is bounded by that many
+                    // batches' results, not by the input; and a crash loses at most the
+                    // batches in flight — one with one worker. The sink is on another thread,
+                    // so wait with a short park rather than for a message.
                     let bound = id.saturating_sub(workers as u64);
-                    worker.step_while(|| probe.less_than(&bound));
+                    while sink_progress.sunk.load(Ordering::Acquire) < bound
+                        && !sink_progress.failed.load(Ordering::Acquire)
+                    {
+                        worker.step_or_park(Some(Duration::from_millis(1)));
+                    }
+                    if sink_progress.failed.load(Ordering::Acquire) {
+                        break;
+                    }
                 }
                 worker_stats
                     .lock()
@@ -538,9 +602,10 @@ pub fn run_batches<S: BatchSink + 'static>(
                 *source.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
             }
         }
-        // Closing the input lets the frontier advance; every worker steps until all is done.
+        // Closing the input lets the frontier advance; every worker steps (parking when idle)
+        // until all is done.
         drop(input);
-        worker.step_while(|| !probe.done());
+        worker.step_or_park_while(None, || !probe.done());
         let st = worker_state.lock().unwrap_or_else(|e| e.into_inner());
         let mut stats = worker_stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.slice_fetches += st.cache.fetches;
@@ -557,18 +622,24 @@ pub fn run_batches<S: BatchSink + 'static>(
     {
         return Err(e);
     }
-    let in_order = Arc::try_unwrap(in_order_end)
+    let mut in_order = Arc::try_unwrap(in_order_end)
         .map_err(|_| Error::Config("internal: the sink is still shared".into()))?
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(e) = in_order.error {
+    // Closing the channel ends the sink thread once it has written every batch sent.
+    in_order.to_sink = None;
+    let (sink, sink_error) = sink_thread
+        .join()
+        .map_err(|_| Error::Config("internal: the sink thread panicked".into()))?;
+    if let Some(e) = in_order.error.or(sink_error) {
         return Err(e);
     }
     let stats = *stats_end.lock().unwrap_or_else(|e| e.into_inner());
-    if in_order.next != stats.batches.max(skip) || !in_order.parts.is_empty() {
+    let sunk = sink_progress_end.sunk.load(Ordering::Acquire);
+    if sunk != stats.batches.max(skip) || !in_order.parts.is_empty() {
         return Err(Error::Config(format!(
-            "internal: only {} of {} batches reached the sink",
-            in_order.next, stats.batches
+            "internal: only {sunk} of {} batches reached the sink",
+            stats.batches
         )));
     }
     let records = source_end
@@ -576,7 +647,7 @@ pub fn run_batches<S: BatchSink + 'static>(
         .unwrap_or_else(|e| e.into_inner())
         .take()
         .ok_or_else(|| Error::Config("internal: the POI source was not handed back".into()))?;
-    Ok((in_order.sink, records, stats))
+    Ok((sink, records, stats))
 }
 
 #[cfg(test)]

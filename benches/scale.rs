@@ -7,7 +7,11 @@
 //! ```text
 //! cargo bench --bench scale -- [--nodes 2000000] [--pois 10000,100000,1000000]
 //!     [--mode drive] [--minutes 15] [--workers 2] [--dir target/scale] [--keep]
+//!     [--bin PATH]
 //! ```
+//!
+//! `--bin` runs another build of `socialmapper` (a copy, so that rebuilding during a long
+//! measurement does not change the program measured) instead of this one.
 //!
 //! Outputs of a run are deleted after it is measured (a million 15-minute drive outlines are
 //! gigabytes) unless `--keep` is given.
@@ -24,6 +28,7 @@ struct Args {
     workers: usize,
     dir: PathBuf,
     keep: bool,
+    bin: PathBuf,
 }
 
 fn parse_args() -> Args {
@@ -35,6 +40,7 @@ fn parse_args() -> Args {
         workers: 2,
         dir: PathBuf::from("target/scale"),
         keep: false,
+        bin: PathBuf::from(env!("CARGO_BIN_EXE_socialmapper")),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -52,6 +58,7 @@ fn parse_args() -> Args {
             "--workers" => a.workers = value().parse().expect("--workers N"),
             "--dir" => a.dir = PathBuf::from(value()),
             "--keep" => a.keep = true,
+            "--bin" => a.bin = PathBuf::from(value()),
             // cargo bench passes --bench; anything else unknown is a mistake.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -60,16 +67,12 @@ fn parse_args() -> Args {
     a
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_socialmapper")
-}
-
 /// Writes the region for `pois` POIs unless it is there already.
 fn region(args: &Args, pois: usize) -> PathBuf {
     let dir = args.dir.join(format!("n{}_p{}", args.nodes, pois));
     if !dir.join("flow.toml").is_file() {
         let t = Instant::now();
-        let status = Command::new(bin())
+        let status = Command::new(&args.bin)
             .args(["synth", "--nodes", &args.nodes.to_string()])
             .args(["--pois", &pois.to_string(), "--seed", "42", "--out"])
             .arg(&dir)
@@ -104,7 +107,7 @@ fn main() {
         let dir = region(&args, n);
         let (out, cp) = (dir.join("out"), dir.join("checkpoint"));
         let t = Instant::now();
-        let status = Command::new(bin())
+        let status = Command::new(&args.bin)
             .arg("run")
             .arg(dir.join("flow.toml"))
             .args(["--mode", &args.mode, "--travel-time", &args.minutes])

@@ -136,6 +136,18 @@ pub struct ProcessedPoi {
 /// block group.
 pub type ReachCounts = Vec<(u32, Vec<u32>)>;
 
+/// The reach counts a batch changed: `(block group, travel-time index, POIs reaching it within
+/// that time)` after the batch, sorted. The counts are a differential-dataflow collection kept
+/// by the workers (see [`run_batches`]); these are its changes at the batch's timestamp.
+pub type ReachChanges = Vec<(u32, u32, u32)>;
+
+/// A reach-count update for the collection: `((block group, travel-time index), batch, POIs)`.
+type ReachUpdate = ((u32, u32), u64, isize);
+
+/// A change of the collection's counts: `(((block group, travel-time index), count), batch,
+/// +1 for the new count | -1 for the old one)`.
+type CountChange = (((u32, u32), isize), u64, isize);
+
 /// What one cluster contributes to its batch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterOutput {
@@ -178,14 +190,15 @@ pub struct BatchResult {
     pub features: Vec<IsochroneFeature>,
     /// The union of the batch's isochrones, sorted by cell.
     pub coverage: Vec<(Cell, Millis)>,
-    /// Block groups reached.
-    pub reach: ReachCounts,
+    /// The reach counts the batch changed, with their new values.
+    pub reach: ReachChanges,
     /// Seconds spent in the isochrone, census-join and outline stages.
     pub stage_seconds: [f64; 3],
 }
 
 impl BatchResult {
-    /// Reassembles a batch from all its clusters (in any order).
+    /// Reassembles a batch from all its clusters (in any order). Its reach changes come from
+    /// the reach-count collection, not from the clusters (whose `reach` is left out).
     pub fn assemble(id: u64, mut parts: Vec<ClusterOutput>) -> BatchResult {
         parts.sort_by_key(|p| p.index);
         let mut b = BatchResult {
@@ -193,7 +206,6 @@ impl BatchResult {
             ..Default::default()
         };
         let mut coverage = Coverage::default();
-        let mut reach: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         let mut features = Vec::new();
         for p in parts {
             b.records += p.batch_records;
@@ -201,9 +213,6 @@ impl BatchResult {
             b.rejects.extend(p.rejects);
             features.extend(p.features);
             coverage.add_cells(&p.coverage);
-            for (bg, counts) in p.reach {
-                add_counts(reach.entry(bg).or_default(), &counts);
-            }
             for (s, t) in b.stage_seconds.iter_mut().zip(p.stage_seconds) {
                 *s += t;
             }
@@ -214,19 +223,22 @@ impl BatchResult {
         features.sort_by_key(|f| f.0);
         b.features = features.into_iter().map(|f| f.1).collect();
         b.coverage = coverage.into_sorted_cells();
-        b.reach = reach.into_iter().collect();
         b
     }
 }
 
-/// Adds `more` to `counts` element-wise, growing `counts` as needed.
-pub fn add_counts(counts: &mut Vec<u32>, more: &[u32]) {
-    if counts.len() < more.len() {
-        counts.resize(more.len(), 0);
-    }
-    for (c, m) in counts.iter_mut().zip(more) {
-        *c += m;
-    }
+/// A cluster's reach counts as updates of the reach-count collection at its batch.
+fn reach_updates(batch: u64, reach: &ReachCounts) -> Vec<ReachUpdate> {
+    reach
+        .iter()
+        .flat_map(|(bg, counts)| {
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(move |(ti, n)| ((*bg, ti as u32), batch, *n as isize))
+        })
+        .collect()
 }
 
 /// One worker's reusable state: its slice cache and stage workspaces.
@@ -379,11 +391,16 @@ pub trait BatchSink: Send {
     fn batch(&mut self, b: BatchResult) -> Result<()>;
 }
 
-/// Reassembles batches from their clusters and sends them to the sink thread in batch order.
+/// Reassembles batches from their clusters and their reach changes, and sends them to the sink
+/// thread in batch order.
 struct InOrder {
     next: u64,
     parts: HashMap<u64, Vec<ClusterOutput>>,
     ready: BTreeMap<u64, BatchResult>,
+    /// Final reach changes per batch, and the batch below which all are final (the reach
+    /// collection's frontier).
+    reach: BTreeMap<u64, ReachChanges>,
+    reach_final_below: u64,
     to_sink: Option<Sender<BatchResult>>,
     progress: Arc<SinkProgress>,
     /// The first error a cluster reported: no later batch goes to the sink.
@@ -404,9 +421,45 @@ impl InOrder {
             let parts = self.parts.remove(&id).unwrap_or_default();
             self.ready.insert(id, BatchResult::assemble(id, parts));
         }
+        self.release();
+    }
+
+    /// Takes the reach collection's changes at batches below `below` (the collection's
+    /// frontier: they are final) and releases what is complete.
+    fn reach_final(&mut self, below: u64, updates: Vec<CountChange>) {
+        let mut by_batch: BTreeMap<u64, BTreeMap<(u32, u32), u32>> = BTreeMap::new();
+        for ((key, count), batch, diff) in updates {
+            // Batches before `next` were committed by an earlier run (the collection was seeded
+            // with their counts): nothing to release.
+            if batch < self.next {
+                continue;
+            }
+            let new = by_batch.entry(batch).or_default();
+            // A change is the old count retracted and the new one added; a key whose count
+            // fell to zero has only the retraction.
+            if diff > 0 {
+                new.insert(key, u32::try_from(count).unwrap_or(u32::MAX));
+            } else {
+                new.entry(key).or_insert(0);
+            }
+        }
+        for (batch, new) in by_batch {
+            let changes = new.into_iter().map(|((bg, ti), n)| (bg, ti, n));
+            self.reach.entry(batch).or_default().extend(changes);
+        }
+        self.reach_final_below = self.reach_final_below.max(below);
+        self.release();
+    }
+
+    /// Sends every batch that is complete, with final reach changes, in batch order.
+    fn release(&mut self) {
         while self.error.is_none()
-            && let Some(b) = self.ready.remove(&self.next)
+            && self.next < self.reach_final_below
+            && let Some(mut b) = self.ready.remove(&self.next)
         {
+            let mut reach = self.reach.remove(&self.next).unwrap_or_default();
+            reach.sort_unstable();
+            b.reach = reach;
             // A send fails only when the sink thread stopped on an error, which it reports.
             if let Some(tx) = &self.to_sink
                 && tx.send(b).is_err()
@@ -414,6 +467,22 @@ impl InOrder {
                 self.to_sink = None;
             }
             self.next += 1;
+        }
+    }
+}
+
+/// A cluster's output on its way out of the compute operators: its reach counts go to the
+/// reach collection, the rest to the sink.
+enum Lane {
+    Reach(Vec<ReachUpdate>),
+    Sink(Box<ClusterOutput>),
+}
+
+impl Lane {
+    fn number(&self) -> u64 {
+        match self {
+            Lane::Reach(_) => 0,
+            Lane::Sink(_) => 1,
         }
     }
 }
@@ -479,11 +548,20 @@ pub struct DataflowStats {
 /// an earlier run committed them. Every other batch reaches `sink` in batch order, complete.
 /// `progress` is told the number of records of every finished batch. Returns the sink and the
 /// records source, read to its end.
+///
+/// Per-block-group reach counts are a differential-dataflow collection: every cluster adds its
+/// counts at its batch's timestamp, `count` keeps the totals arranged by (block group, travel
+/// time) across the workers, and its changes at each batch reach the sink with the batch
+/// ([`BatchResult::reach`]). `committed_reach` (the counts of the `skip` committed batches)
+/// seeds the collection, so the changes carry the run's totals after a resume too. Updates
+/// that remove POIs are retractions of the same collection.
+#[allow(clippy::too_many_arguments)]
 pub fn run_batches<S: BatchSink + 'static>(
     ctx: Arc<RunContext>,
     records: Box<dyn PoiRecords>,
     batch_size: usize,
     skip: u64,
+    committed_reach: ReachCounts,
     workers: usize,
     progress: impl Fn(u64) + Send + Sync + 'static,
     sink: S,
@@ -500,6 +578,8 @@ pub fn run_batches<S: BatchSink + 'static>(
         next: skip,
         parts: HashMap::new(),
         ready: BTreeMap::new(),
+        reach: BTreeMap::new(),
+        reach_final_below: 0,
         to_sink: Some(to_sink),
         progress: sink_progress.clone(),
         error: None,
@@ -515,8 +595,14 @@ pub fn run_batches<S: BatchSink + 'static>(
         stats.clone(),
         sink_progress.clone(),
     );
+    let committed_reach = Arc::new(committed_reach);
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        use timely::dataflow::operators::vec::{Input, Map};
+        use differential_dataflow::AsCollection;
+        use differential_dataflow::input::Input as _;
+        use timely::container::CapacityContainerBuilder;
+        use timely::dataflow::channels::pact::Pipeline;
+        use timely::dataflow::operators::generic::Operator;
+        use timely::dataflow::operators::vec::{Input, Map, Partition};
         use timely::dataflow::operators::{Exchange, Probe};
         let (ctx, in_order, progress, stats) = (
             ctx.clone(),
@@ -526,13 +612,15 @@ pub fn run_batches<S: BatchSink + 'static>(
         );
         let fetch_ctx = ctx.clone();
         let sink_progress = sink_progress.clone();
+        let reach_in_order = in_order.clone();
         let cluster_params = ctx.cluster;
         let state = Arc::new(Mutex::new(WorkerState::new(4)));
         let (fetch_state, worker_state, worker_stats) =
             (state.clone(), state.clone(), stats.clone());
-        let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+        let (mut input, mut seeds, probe) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, batches) = scope.new_input::<PoiBatch>();
-            let (probe, _) = batches
+            let (seeds, seeded) = scope.new_collection::<(u32, u32), isize>();
+            let mut lanes = batches
                 // cluster: on the source's worker, so every cluster of a batch knows its count.
                 .flat_map(move |b: PoiBatch| cluster_batch(b.id, b.records, &cluster_params))
                 .exchange(|c: &Cluster| c.tile.hash())
@@ -547,6 +635,49 @@ pub fn run_batches<S: BatchSink + 'static>(
                     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                     process_cluster(&ctx, c, slice, &mut st)
                 })
+                // The reach counts go to their collection, the rest to the sink.
+                .flat_map(|mut out: ClusterOutput| {
+                    let reach = std::mem::take(&mut out.reach);
+                    [
+                        Lane::Reach(reach_updates(out.batch, &reach)),
+                        Lane::Sink(Box::new(out)),
+                    ]
+                })
+                .partition(2, |lane: Lane| (lane.number(), lane));
+            let to_sink = lanes.pop().expect("two lanes");
+            let reach = lanes.pop().expect("two lanes");
+            let probe = reach
+                .flat_map(|lane: Lane| match lane {
+                    Lane::Reach(updates) => updates,
+                    Lane::Sink(_) => Vec::new(),
+                })
+                .as_collection()
+                .concat(seeded)
+                .count()
+                .inner
+                .exchange(|_| 0)
+                .unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+                    Pipeline,
+                    "reach changes",
+                    move |_, _| {
+                        move |(input, frontier), _output: &mut _| {
+                            let mut updates = Vec::new();
+                            input.for_each(|_time, data| updates.append(data));
+                            let below = frontier.frontier().first().copied().unwrap_or(u64::MAX);
+                            reach_in_order
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .reach_final(below, updates);
+                        }
+                    },
+                )
+                .probe()
+                .0;
+            to_sink
+                .flat_map(|lane: Lane| match lane {
+                    Lane::Sink(out) => Some(*out),
+                    Lane::Reach(_) => None,
+                })
                 .exchange(|_: &ClusterOutput| 0)
                 // sink: complete batches, in order.
                 .map(move |out: ClusterOutput| {
@@ -556,9 +687,21 @@ pub fn run_batches<S: BatchSink + 'static>(
                     }
                     in_order.lock().unwrap_or_else(|e| e.into_inner()).push(out);
                 })
-                .probe();
-            (input, probe)
+                .probe_with(&probe);
+            (input, seeds, probe)
         });
+        // The committed batches' reach counts, just before the first batch computed now.
+        if worker.index() == 0 && skip > 0 {
+            seeds.advance_to(skip - 1);
+            for (bg, counts) in committed_reach.iter() {
+                for (ti, n) in counts.iter().enumerate() {
+                    seeds.update((*bg, ti as u32), *n as isize);
+                }
+            }
+        }
+        seeds.advance_to(skip);
+        drop(seeds);
+        input.advance_to(skip);
         if worker.index() == 0 {
             let reader = source.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(mut reader) = reader {
@@ -782,5 +925,145 @@ mod tests {
             truncated >= 6,
             "only {truncated} of 12 truncated by the small box"
         );
+    }
+}
+
+#[cfg(test)]
+mod reach_tests {
+    use super::*;
+    use crate::demo::{TownSpec, synthetic_town};
+    use crate::stages::census_join::CensusIndex;
+    use crate::stages::cluster::{default_tile_m, reach_radius_m};
+    use crate::stages::isochrone::LinkCells;
+    use crate::stages::network::{LocalExtract, Network};
+    use crate::types::Direction;
+
+    /// Keeps every batch's reach changes.
+    struct Changes(Vec<(u64, ReachChanges)>);
+
+    impl BatchSink for Changes {
+        fn batch(&mut self, b: BatchResult) -> Result<()> {
+            self.0.push((b.id, b.reach));
+            Ok(())
+        }
+    }
+
+    /// The reach-count collection's changes, batch by batch, against counts made POI by POI
+    /// without the dataflow: after each batch, the changed keys are exactly those whose totals
+    /// moved, with their new totals; a run resumed after two batches (the collection seeded
+    /// with their totals) reports the same changes for the rest.
+    #[test]
+    fn reach_changes_are_the_moved_totals_and_survive_a_resume() {
+        let town = synthetic_town(&TownSpec {
+            blocks_x: 30,
+            blocks_y: 30,
+            poi_count: 23,
+            ..Default::default()
+        });
+        let params = IsochroneParams {
+            travel_times_min: vec![3, 6],
+            cell_m: 50.0,
+            buffer_m: 50.0,
+            max_snap_m: 300.0,
+            max_hole_m2: 0.0,
+        };
+        let network = Network::from_roads(&town.roads, Mode::Walk, Direction::FromPoi);
+        let reach_m = reach_radius_m(300.0, 6, network.top_speed_mps(), 50.0);
+        let census = CensusIndex::new(&town.block_groups, params.grid());
+        let limits = [minutes_to_ms(3), minutes_to_ms(6)];
+        // Totals after each batch of 5, POI by POI.
+        let link_cells = LinkCells::new(&network, &params);
+        let mut ws = crate::stages::isochrone::IsochroneWorkspace::default();
+        let mut join_ws = JoinWorkspace::default();
+        let mut totals: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+        let mut after_batch = Vec::new();
+        for (k, poi) in town.pois.iter().enumerate() {
+            if let Ok(iso) = isochrone_of(&network, &link_cells, &params, poi, k as u32, &mut ws) {
+                for (bg, t) in join_poi(&census, &iso, &mut join_ws).block_groups {
+                    for (ti, limit) in limits.iter().enumerate() {
+                        if t <= *limit {
+                            *totals.entry((bg, ti as u32)).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            if k % 5 == 4 || k + 1 == town.pois.len() {
+                after_batch.push(totals.clone());
+            }
+        }
+        let want: Vec<(u64, ReachChanges)> = after_batch
+            .iter()
+            .enumerate()
+            .map(|(b, now)| {
+                let before = if b == 0 {
+                    BTreeMap::new()
+                } else {
+                    after_batch[b - 1].clone()
+                };
+                let moved = now
+                    .iter()
+                    .filter(|(key, n)| before.get(key) != Some(n))
+                    .map(|(&(bg, ti), &n)| (bg, ti, n))
+                    .collect();
+                (b as u64, moved)
+            })
+            .collect();
+        assert!(
+            want.iter().all(|(_, c)| !c.is_empty()),
+            "every batch reaches something"
+        );
+        assert!(want[1].1.iter().any(|c| c.2 > 1), "counts above one");
+
+        let ctx = Arc::new(RunContext {
+            source: Arc::new(LocalExtract::new(network, &params)),
+            census,
+            params: params.clone(),
+            cluster: ClusterParams {
+                tile_m: default_tile_m(reach_m),
+                reach_m,
+            },
+            mode: Mode::Walk,
+        });
+        let records = || -> Box<dyn PoiRecords> {
+            Box::new(RecordsInMemory::new(
+                town.pois
+                    .iter()
+                    .cloned()
+                    .enumerate()
+                    .map(|(k, p)| (k as u32, Ok(p)))
+                    .collect(),
+            ))
+        };
+        for workers in [1, 2] {
+            let (got, ..) = run_batches(
+                ctx.clone(),
+                records(),
+                5,
+                0,
+                Vec::new(),
+                workers,
+                |_| {},
+                Changes(Vec::new()),
+            )
+            .expect("run");
+            assert_eq!(got.0, want, "{workers} workers");
+        }
+        // Resumed after batch 1: seeded with the totals so far, per block group.
+        let mut seed: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (&(bg, ti), &n) in &after_batch[1] {
+            seed.entry(bg).or_insert_with(|| vec![0; 2])[ti as usize] = n;
+        }
+        let (got, ..) = run_batches(
+            ctx,
+            records(),
+            5,
+            2,
+            seed.into_iter().collect(),
+            2,
+            |_| {},
+            Changes(Vec::new()),
+        )
+        .expect("resumed run");
+        assert_eq!(got.0, want[2..].to_vec());
     }
 }

@@ -8,8 +8,8 @@ use crate::census::{AcsTable, BlockGroup};
 use crate::checkpoint::{Checkpoint, Fingerprint, file_identity};
 use crate::config::{Analysis, PoiSource, RunConfig};
 use crate::dataflow::{
-    BatchCounts, BatchResult, BatchSink, PoiRecords, ProcessedPoi, ReachCounts, RecordsInMemory,
-    RunContext, add_counts, fault_point, run_batches,
+    BatchCounts, BatchResult, BatchSink, PoiRecords, ProcessedPoi, ReachChanges, ReachCounts,
+    RecordsInMemory, RunContext, fault_point, run_batches,
 };
 use crate::error::{Error, Result};
 use crate::geom::grid::Cell;
@@ -232,6 +232,7 @@ pub fn execute(
         Some(cp) => StreamedOutputs::open(&cp.sinks_dir(), resume, false)?,
         None => StreamedOutputs::open(out, None, true)?,
     };
+    let committed_reach: ReachCounts = acc.reach.clone().into_iter().collect();
     let sink = RunSink {
         checkpoint: checkpoint.clone(),
         network: whole.clone(),
@@ -249,6 +250,7 @@ pub fn execute(
             inputs.pois,
             analysis.batch_size,
             committed,
+            committed_reach,
             show.workers.max(1),
             move |n| bar.inc(n),
             sink,
@@ -461,8 +463,8 @@ struct BatchRecord {
     rejected: u32,
     /// Cells whose earliest time this batch improved, with the new time.
     coverage_delta: Vec<(Cell, Millis)>,
-    /// Block groups reached, with counts per travel time.
-    reach: ReachCounts,
+    /// The reach counts the batch changed, with their new values.
+    reach: ReachChanges,
     /// Seconds in the isochrone, census-join and outline stages.
     stage_seconds: [f64; 3],
     /// The streamed outputs after this batch.
@@ -496,13 +498,17 @@ struct Accumulated {
 impl Accumulated {
     /// Adds a batch's record, but for its coverage (the caller adds cells or delta).
     fn apply(&mut self, rec: &BatchRecord, network: &Network) {
-        for (bg, counts) in &rec.reach {
-            add_counts(
-                self.reach
-                    .entry(*bg)
-                    .or_insert_with(|| vec![0; self.limits.len()]),
-                counts,
-            );
+        for &(bg, ti, n) in &rec.reach {
+            let counts = self
+                .reach
+                .entry(bg)
+                .or_insert_with(|| vec![0; self.limits.len()]);
+            if let Some(c) = counts.get_mut(ti as usize) {
+                *c = n;
+            }
+            if counts.iter().all(|c| *c == 0) {
+                self.reach.remove(&bg);
+            }
         }
         let xy: Vec<_> = rec.processed.iter().map(|p| (p.poi, p.xy)).collect();
         let snaps: Vec<_> = rec.processed.iter().map(|p| (p.poi, p.snap)).collect();

@@ -144,6 +144,9 @@ pub type ReachChanges = Vec<(u32, u32, u32)>;
 /// A reach-count update for the collection: `((block group, travel-time index), batch, POIs)`.
 type ReachUpdate = ((u32, u32), u64, isize);
 
+/// A count change of one batch: `(((block group, travel-time index), count), ±1)`.
+type CountDelta = (((u32, u32), isize), isize);
+
 /// A change of the collection's counts: `(((block group, travel-time index), count), batch,
 /// +1 for the new count | -1 for the old one)`.
 type CountChange = (((u32, u32), isize), u64, isize);
@@ -397,9 +400,9 @@ struct InOrder {
     next: u64,
     parts: HashMap<u64, Vec<ClusterOutput>>,
     ready: BTreeMap<u64, BatchResult>,
-    /// Final reach changes per batch, and the batch below which all are final (the reach
-    /// collection's frontier).
-    reach: BTreeMap<u64, ReachChanges>,
+    /// The reach collection's count changes per batch (`((key, count), ±1)`), and the batch
+    /// below which they are final (the collection's frontier).
+    reach: BTreeMap<u64, Vec<CountDelta>>,
     reach_final_below: u64,
     to_sink: Option<Sender<BatchResult>>,
     progress: Arc<SinkProgress>,
@@ -427,28 +430,30 @@ impl InOrder {
     /// Takes the reach collection's changes at batches below `below` (the collection's
     /// frontier: they are final) and releases what is complete.
     fn reach_final(&mut self, below: u64, updates: Vec<CountChange>) {
-        let mut by_batch: BTreeMap<u64, BTreeMap<(u32, u32), u32>> = BTreeMap::new();
-        for ((key, count), batch, diff) in updates {
+        for (key_count, batch, diff) in updates {
             // Batches before `next` were committed by an earlier run (the collection was seeded
             // with their counts): nothing to release.
-            if batch < self.next {
-                continue;
+            if batch >= self.next {
+                self.reach.entry(batch).or_default().push((key_count, diff));
             }
-            let new = by_batch.entry(batch).or_default();
-            // A change is the old count retracted and the new one added; a key whose count
-            // fell to zero has only the retraction.
+        }
+        self.reach_final_below = self.reach_final_below.max(below);
+        self.release();
+    }
+
+    /// A batch's count changes as the new totals of the keys it moved, sorted: a change is the
+    /// old count retracted and the new one added; a key whose count fell to zero has only the
+    /// retraction.
+    fn new_totals(changes: Vec<CountDelta>) -> ReachChanges {
+        let mut new: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+        for ((key, count), diff) in changes {
             if diff > 0 {
                 new.insert(key, u32::try_from(count).unwrap_or(u32::MAX));
             } else {
                 new.entry(key).or_insert(0);
             }
         }
-        for (batch, new) in by_batch {
-            let changes = new.into_iter().map(|((bg, ti), n)| (bg, ti, n));
-            self.reach.entry(batch).or_default().extend(changes);
-        }
-        self.reach_final_below = self.reach_final_below.max(below);
-        self.release();
+        new.into_iter().map(|((bg, ti), n)| (bg, ti, n)).collect()
     }
 
     /// Sends every batch that is complete, with final reach changes, in batch order.
@@ -457,9 +462,7 @@ impl InOrder {
             && self.next < self.reach_final_below
             && let Some(mut b) = self.ready.remove(&self.next)
         {
-            let mut reach = self.reach.remove(&self.next).unwrap_or_default();
-            reach.sort_unstable();
-            b.reach = reach;
+            b.reach = Self::new_totals(self.reach.remove(&self.next).unwrap_or_default());
             // A send fails only when the sink thread stopped on an error, which it reports.
             if let Some(tx) = &self.to_sink
                 && tx.send(b).is_err()
@@ -719,15 +722,12 @@ pub fn run_batches<S: BatchSink + 'static>(
                         id += 1;
                         continue;
                     }
-                    input.send(PoiBatch { id, records: batch });
-                    id += 1;
-                    input.advance_to(id);
-                    // Backpressure: at most one batch per worker between source and sink
-                    // (being computed or being written). Memory is bounded by that many
-                    // batches' results, not by the input; and a crash loses at most the
-                    // batches in flight — one with one worker. The sink is on another thread,
-                    // so wait with a short park rather than for a message.
-                    let bound = id.saturating_sub(workers as u64);
+                    // Backpressure: batch `id` goes in only when at most `workers - 1` others
+                    // are between source and sink (being computed or being written). Memory is
+                    // bounded by that many batches' results, not by the input; and a crash
+                    // loses at most the batches in flight — one with one worker. The sink is
+                    // on another thread, so wait with a short park rather than for a message.
+                    let bound = (id + 1).saturating_sub(workers as u64);
                     while sink_progress.sunk.load(Ordering::Acquire) < bound
                         && !sink_progress.failed.load(Ordering::Acquire)
                     {
@@ -736,6 +736,9 @@ pub fn run_batches<S: BatchSink + 'static>(
                     if sink_progress.failed.load(Ordering::Acquire) {
                         break;
                     }
+                    input.send(PoiBatch { id, records: batch });
+                    id += 1;
+                    input.advance_to(id);
                 }
                 worker_stats
                     .lock()

@@ -12,6 +12,7 @@ mod common;
 
 use common::{data_dir, random_points_in_dc_core};
 use criterion::{Criterion, Throughput, criterion_group};
+use socialmapper::config::{Analysis, RunSettings};
 use socialmapper::graph::dijkstra::Workspace;
 use socialmapper::output::IsochroneFeature;
 use socialmapper::stages::census_join::Coverage;
@@ -206,13 +207,9 @@ fn main() {
     }
 }
 
-/// The run's defaults for a 15-minute drive, as `socialmapper run` sets them.
+/// The run's defaults (a 15-minute drive), as `socialmapper run` resolves them.
 fn drive_15() -> IsochroneParams {
-    IsochroneParams {
-        travel_times_min: vec![15],
-        cell_m: 100.0,
-        buffer_m: 100.0,
-        max_snap_m: 500.0,
-        max_hole_m2: 500_000.0,
-    }
+    Analysis::resolve(&RunSettings::default())
+        .expect("the defaults are valid")
+        .isochrone_params()
 }

@@ -174,6 +174,19 @@ pub struct Analysis {
     pub batch_size: usize,
 }
 
+impl Analysis {
+    /// The isochrone stage's settings for this analysis.
+    pub fn isochrone_params(&self) -> crate::stages::isochrone::IsochroneParams {
+        crate::stages::isochrone::IsochroneParams {
+            travel_times_min: self.travel_times_min.clone(),
+            cell_m: self.cell_m,
+            buffer_m: self.buffer_m,
+            max_snap_m: self.max_snap_m,
+            max_hole_m2: self.max_hole_km2 * 1e6,
+        }
+    }
+}
+
 /// Longest travel time accepted, minutes (the original's limit).
 pub const MAX_TRAVEL_TIME_MIN: u32 = 120;
 /// Default POIs per batch.

@@ -573,7 +573,7 @@ pub fn run_batches<S: BatchSink + 'static>(
     let batch_size = batch_size.max(1);
     let sink_progress = Arc::new(SinkProgress {
         sunk: AtomicU64::new(skip),
-        failed: AtomicBool::new(false),
+        ..Default::default()
     });
     let (to_sink, sink_batches) = channel();
     let sink_thread = spawn_sink(sink, sink_batches, sink_progress.clone())?;

@@ -19,7 +19,7 @@ use crate::output::{self, CensusRow, NetworkReport, RunReport, StreamProgress, S
 use crate::stages::census_join::{CensusIndex, Coverage};
 use crate::stages::cluster::{ClusterParams, default_tile_m, reach_radius_m};
 use crate::stages::distance::{NetworkFold, StraightFold};
-use crate::stages::isochrone::{IsochroneParams, minutes_to_ms};
+use crate::stages::isochrone::minutes_to_ms;
 use crate::stages::network::{LocalExtract, Network, NetworkSlice};
 use crate::types::Reject;
 use serde::{Deserialize, Serialize};
@@ -149,13 +149,7 @@ pub fn execute(
 ) -> Result<RunReport> {
     let started = Instant::now();
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, e))?;
-    let params = IsochroneParams {
-        travel_times_min: analysis.travel_times_min.clone(),
-        cell_m: analysis.cell_m,
-        buffer_m: analysis.buffer_m,
-        max_snap_m: analysis.max_snap_m,
-        max_hole_m2: analysis.max_hole_km2 * 1e6,
-    };
+    let params = analysis.isochrone_params();
     let mut timer = StageTimer::default();
 
     let spin = output::spinner(

@@ -258,6 +258,18 @@ pub enum NetworkNearest {
 }
 
 impl NetworkNearest {
+    /// The best `(time, POI, length)` offered to a target, or unreachable when none was.
+    fn from_best(best: Option<(f64, u32, f64)>) -> NetworkNearest {
+        match best {
+            Some((time_ms, poi, length_m)) => NetworkNearest::Reached {
+                poi,
+                time_ms,
+                length_m,
+            },
+            None => NetworkNearest::Unreachable,
+        }
+    }
+
     /// A short reason for the outputs when there is no network value.
     pub fn reason(&self) -> Option<&'static str> {
         match self {
@@ -331,14 +343,7 @@ pub fn network_nearest(
                     offer((f - g_) * tt as f64, poi, (f - g_) * len);
                 }
             }
-            match best {
-                Some((time_ms, poi, length_m)) => NetworkNearest::Reached {
-                    poi,
-                    time_ms,
-                    length_m,
-                },
-                None => NetworkNearest::Unreachable,
-            }
+            NetworkNearest::from_best(best)
         })
         .collect()
 }
@@ -585,14 +590,7 @@ impl NetworkFold {
                 if let Some((time, poi, length)) = t.on_link {
                     offer_to(&mut best, time, poi, length);
                 }
-                match best {
-                    Some((time_ms, poi, length_m)) => NetworkNearest::Reached {
-                        poi,
-                        time_ms,
-                        length_m,
-                    },
-                    None => NetworkNearest::Unreachable,
-                }
+                NetworkNearest::from_best(best)
             })
             .collect()
     }

@@ -116,6 +116,67 @@ pub struct RunArgs {
     /// Discard an existing checkpoint (made with another configuration, or corrupt) and start over.
     #[arg(long)]
     pub fresh: bool,
+    /// With --poi-tag: find the POIs online (Overpass) in this place, `Fuquay-Varina, NC`.
+    #[arg(long, help_heading = "Online")]
+    pub place: Option<String>,
+    /// With --poi-tag: find the POIs online (Overpass) in this box, `S,W,N,E` degrees.
+    #[arg(
+        long,
+        value_name = "S,W,N,E",
+        allow_hyphen_values = true,
+        help_heading = "Online"
+    )]
+    pub bbox: Option<String>,
+    /// POIs from addresses: a CSV with street (or address), city, state, zip, and optional
+    /// id and name, geocoded by the Census geocoder; unmatched addresses go to rejects.csv.
+    #[arg(long, help_heading = "Online")]
+    pub addresses: Option<PathBuf>,
+    /// ACS 5-year vintage from the Census API (default 2023). ACS values are fetched when no
+    /// --acs file is given and the block groups are fetched too, or when this is given.
+    #[arg(long, value_name = "YEAR", help_heading = "Online")]
+    pub acs_year: Option<u32>,
+    /// Census API key (sent with every Census API request).
+    #[arg(
+        long,
+        env = "CENSUS_API_KEY",
+        hide_env_values = true,
+        help_heading = "Online"
+    )]
+    pub census_api_key: Option<String>,
+    /// Block groups online, when no --block-groups file is given: tiger (TIGER/Line state
+    /// zips, default), cb (cartographic-boundary state zips) or tigerweb (TIGERweb queries).
+    #[arg(long, value_name = "SOURCE", help_heading = "Online")]
+    pub block_groups_source: Option<String>,
+    /// Overpass interpreter URL.
+    #[arg(long, value_name = "URL", help_heading = "Online")]
+    pub overpass_url: Option<String>,
+    /// Root of the TIGER files (`https://www2.census.gov/geo/tiger`).
+    #[arg(long, value_name = "URL", help_heading = "Online")]
+    pub tiger_url: Option<String>,
+    /// Root of TIGERweb's services (`https://tigerweb.geo.census.gov/arcgis/rest/services`).
+    #[arg(long, value_name = "URL", help_heading = "Online")]
+    pub tigerweb_url: Option<String>,
+    /// Root of the Census Data API (`https://api.census.gov/data`).
+    #[arg(long, value_name = "URL", help_heading = "Online")]
+    pub census_url: Option<String>,
+    /// Root of the Census geocoder (`https://geocoding.geo.census.gov/geocoder`).
+    #[arg(long, value_name = "URL", help_heading = "Online")]
+    pub geocoder_url: Option<String>,
+    /// Download cache (RocksDB), shared by runs (default `checkpoints/_cache/`).
+    #[arg(long, value_name = "DIR", help_heading = "Online")]
+    pub cache_dir: Option<PathBuf>,
+    /// Make no request: online inputs must be in the cache; what is missing is named.
+    #[arg(long, help_heading = "Online")]
+    pub offline: bool,
+    /// Timeout of one HTTP request, seconds (default 180).
+    #[arg(long, value_name = "SECONDS", help_heading = "Online")]
+    pub http_timeout_s: Option<f64>,
+    /// Retries of a failed HTTP request (default 4), with exponential backoff and jitter.
+    #[arg(long, value_name = "N", help_heading = "Online")]
+    pub http_retries: Option<u32>,
+    /// Delay before the first retry, milliseconds (default 2000), doubled for each further one.
+    #[arg(long, value_name = "MS", help_heading = "Online")]
+    pub http_backoff_ms: Option<u64>,
 }
 
 impl RunArgs {
@@ -139,6 +200,21 @@ impl RunArgs {
             max_hole_km2: self.max_hole_km2,
             batch_size: self.batch_size,
             checkpoint: self.checkpoint.clone(),
+            place: self.place.clone(),
+            bbox: self.bbox.clone(),
+            addresses: self.addresses.clone(),
+            acs_year: self.acs_year,
+            block_groups_source: self.block_groups_source.clone(),
+            overpass_url: self.overpass_url.clone(),
+            tiger_url: self.tiger_url.clone(),
+            tigerweb_url: self.tigerweb_url.clone(),
+            census_url: self.census_url.clone(),
+            geocoder_url: self.geocoder_url.clone(),
+            cache_dir: self.cache_dir.clone(),
+            offline: self.offline.then_some(true),
+            http_timeout_s: self.http_timeout_s,
+            http_retries: self.http_retries,
+            http_backoff_ms: self.http_backoff_ms,
         }
     }
 }

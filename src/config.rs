@@ -47,6 +47,37 @@ pub struct RunSettings {
     pub batch_size: Option<usize>,
     /// Checkpoint directory (default `checkpoints/<run name>/`).
     pub checkpoint: Option<PathBuf>,
+    /// POIs online with `poi_tag`: the place to search (`Fuquay-Varina, NC`), as the original.
+    pub place: Option<String>,
+    /// POIs online with `poi_tag`: the box to search, `S,W,N,E` degrees.
+    pub bbox: Option<String>,
+    /// POIs from addresses (CSV), geocoded by the Census geocoder.
+    pub addresses: Option<PathBuf>,
+    /// ACS 5-year vintage fetched from the Census API (default 2023); giving it fetches ACS
+    /// values online even when block groups are local files.
+    pub acs_year: Option<u32>,
+    /// Where block groups come from online: `tiger` (default), `cb` or `tigerweb`.
+    pub block_groups_source: Option<String>,
+    /// Overpass interpreter URL.
+    pub overpass_url: Option<String>,
+    /// Root of the TIGER/Line and cartographic-boundary files (`.../geo/tiger`).
+    pub tiger_url: Option<String>,
+    /// Root of TIGERweb's ArcGIS services (`.../arcgis/rest/services`).
+    pub tigerweb_url: Option<String>,
+    /// Root of the Census Data API (`.../data`).
+    pub census_url: Option<String>,
+    /// Root of the Census geocoder (`.../geocoder`).
+    pub geocoder_url: Option<String>,
+    /// Download cache directory (default `checkpoints/_cache/`).
+    pub cache_dir: Option<PathBuf>,
+    /// Make no request: everything online must already be in the cache.
+    pub offline: Option<bool>,
+    /// Timeout of one HTTP request, seconds (default 180).
+    pub http_timeout_s: Option<f64>,
+    /// Retries of a failed HTTP request (default 4).
+    pub http_retries: Option<u32>,
+    /// Delay before the first retry, milliseconds, doubled for each further one (default 2000).
+    pub http_backoff_ms: Option<u64>,
 }
 
 /// Travel times as a number, a list, or a comma-separated string.
@@ -83,6 +114,8 @@ impl RunSettings {
             &mut s.block_groups,
             &mut s.acs,
             &mut s.out,
+            &mut s.addresses,
+            &mut s.cache_dir,
         ]
         .into_iter()
         .flatten()
@@ -117,6 +150,21 @@ impl RunSettings {
             max_hole_km2: flags.max_hole_km2.or(self.max_hole_km2),
             batch_size: flags.batch_size.or(self.batch_size),
             checkpoint: flags.checkpoint.or(self.checkpoint),
+            place: flags.place.or(self.place),
+            bbox: flags.bbox.or(self.bbox),
+            addresses: flags.addresses.or(self.addresses),
+            acs_year: flags.acs_year.or(self.acs_year),
+            block_groups_source: flags.block_groups_source.or(self.block_groups_source),
+            overpass_url: flags.overpass_url.or(self.overpass_url),
+            tiger_url: flags.tiger_url.or(self.tiger_url),
+            tigerweb_url: flags.tigerweb_url.or(self.tigerweb_url),
+            census_url: flags.census_url.or(self.census_url),
+            geocoder_url: flags.geocoder_url.or(self.geocoder_url),
+            cache_dir: flags.cache_dir.or(self.cache_dir),
+            offline: flags.offline.or(self.offline),
+            http_timeout_s: flags.http_timeout_s.or(self.http_timeout_s),
+            http_retries: flags.http_retries.or(self.http_retries),
+            http_backoff_ms: flags.http_backoff_ms.or(self.http_backoff_ms),
         }
     }
 }
@@ -128,6 +176,63 @@ pub enum PoiSource {
     File(PathBuf),
     /// OSM objects with a tag, out of the network `.osm.pbf`.
     OsmTag(String),
+    /// OSM objects with a tag (`amenity=library`) in a place or box, from Overpass.
+    Overpass {
+        /// The tag filter.
+        tag: String,
+        /// Where to look.
+        area: crate::online::overpass::Area,
+    },
+    /// Addresses (CSV) geocoded by the Census geocoder.
+    Addresses(PathBuf),
+}
+
+/// Default Overpass interpreter.
+pub const OVERPASS_URL: &str = "https://overpass-api.de/api/interpreter";
+/// Default root of the TIGER/Line and cartographic-boundary files.
+pub const TIGER_URL: &str = "https://www2.census.gov/geo/tiger";
+/// Default root of TIGERweb's services.
+pub const TIGERWEB_URL: &str = "https://tigerweb.geo.census.gov/arcgis/rest/services";
+/// Default root of the Census Data API.
+pub const CENSUS_URL: &str = "https://api.census.gov/data";
+/// Default root of the Census geocoder.
+pub const GEOCODER_URL: &str = "https://geocoding.geo.census.gov/geocoder";
+/// Default ACS 5-year vintage (the original's).
+pub const DEFAULT_ACS_YEAR: u32 = 2023;
+
+/// How inputs that are not local files are fetched.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OnlineConfig {
+    /// Overpass interpreter URL.
+    pub overpass_url: String,
+    /// Root of the TIGER files.
+    pub tiger_url: String,
+    /// Root of TIGERweb's services.
+    pub tigerweb_url: String,
+    /// Root of the Census Data API.
+    pub census_url: String,
+    /// Root of the Census geocoder.
+    pub geocoder_url: String,
+    /// Where block groups come from when no file is given.
+    pub block_groups_source: crate::online::tiger::BoundarySource,
+    /// ACS 5-year vintage (also the TIGER vintage of downloaded block groups).
+    pub acs_year: u32,
+    /// Whether ACS values come from the Census API (no `--acs` file, and block groups online
+    /// or `--acs-year` given).
+    pub fetch_acs: bool,
+    /// Census API key; never written anywhere.
+    #[serde(skip)]
+    pub census_api_key: Option<String>,
+    /// Download cache directory.
+    pub cache_dir: PathBuf,
+    /// No requests: the cache must hold everything.
+    pub offline: bool,
+    /// Timeout of one request, seconds.
+    pub http_timeout_s: f64,
+    /// Retries of a failed request.
+    pub http_retries: u32,
+    /// Delay before the first retry, milliseconds.
+    pub http_backoff_ms: u64,
 }
 
 /// A validated run configuration.
@@ -137,10 +242,10 @@ pub struct RunConfig {
     pub name: String,
     /// POI source.
     pub pois: PoiSource,
-    /// Road network `.osm.pbf`.
-    pub network: PathBuf,
-    /// Block-group boundaries.
-    pub block_groups: PathBuf,
+    /// Road network `.osm.pbf`; `None`: from Overpass.
+    pub network: Option<PathBuf>,
+    /// Block-group boundaries; `None`: from TIGER (or TIGERweb).
+    pub block_groups: Option<PathBuf>,
     /// ACS values, if any.
     pub acs: Option<PathBuf>,
     /// Analysis settings shared with the demo.
@@ -149,6 +254,21 @@ pub struct RunConfig {
     pub out: PathBuf,
     /// Checkpoint directory; `None` runs without checkpoints.
     pub checkpoint: Option<PathBuf>,
+    /// How online inputs are fetched.
+    pub online: OnlineConfig,
+}
+
+impl RunConfig {
+    /// Whether any input comes from a web service.
+    pub fn is_online(&self) -> bool {
+        self.network.is_none()
+            || self.block_groups.is_none()
+            || self.online.fetch_acs
+            || matches!(
+                self.pois,
+                PoiSource::Overpass { .. } | PoiSource::Addresses(_)
+            )
+    }
 }
 
 /// The settings that shape the results (as opposed to where inputs come from).
@@ -282,27 +402,96 @@ impl RunConfig {
     /// Validates settings (from a flow file, flags, or both) into a configuration.
     pub fn resolve(s: RunSettings) -> Result<RunConfig> {
         let analysis = Analysis::resolve(&s)?;
-        let need = |p: Option<PathBuf>, what: &str, flag: &str| {
-            p.ok_or_else(|| {
-                Error::Config(format!(
-                    "no {what} given (--{flag} or `{}` in the flow file)",
-                    flag.replace('-', "_")
-                ))
-            })
-        };
-        let pois = match (s.pois, s.poi_tag) {
+        use crate::online::overpass::Area;
+        let area = match (&s.place, &s.bbox) {
             (Some(_), Some(_)) => {
                 return Err(Error::Config(
-                    "give either --pois or --poi-tag, not both".into(),
+                    "give either --place or --bbox, not both".into(),
                 ));
             }
-            (Some(p), None) => PoiSource::File(p),
-            (None, Some(t)) => PoiSource::OsmTag(t),
-            (None, None) => {
+            (Some(p), None) => Some(Area::place(p).map_err(Error::Config)?),
+            (None, Some(b)) => Some(Area::bbox(b).map_err(Error::Config)?),
+            (None, None) => None,
+        };
+        let pois = match (s.pois, s.poi_tag, s.addresses) {
+            (Some(p), None, None) => PoiSource::File(p),
+            (None, Some(t), None) => {
+                crate::osm::pois::TagFilter::parse(&t).map_err(Error::Config)?;
+                match area.clone() {
+                    Some(area) => PoiSource::Overpass { tag: t, area },
+                    None if s.network.is_some() => PoiSource::OsmTag(t),
+                    None => {
+                        return Err(Error::Config(
+                            "--poi-tag needs --place or --bbox to search online, or a --network \
+                             file to search in"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+            (None, None, Some(a)) => PoiSource::Addresses(a),
+            (None, None, None) => {
                 return Err(Error::Config(
-                    "no POIs given (--pois FILE or --poi-tag KEY=VALUE)".into(),
+                    "no POIs given (--pois FILE, --poi-tag KEY=VALUE with --place or --bbox, or \
+                     --addresses FILE)"
+                        .into(),
                 ));
             }
+            _ => {
+                return Err(Error::Config(
+                    "give only one of --pois, --poi-tag and --addresses".into(),
+                ));
+            }
+        };
+        if area.is_some() && !matches!(pois, PoiSource::Overpass { .. }) {
+            return Err(Error::Config(
+                "--place and --bbox choose where --poi-tag looks online; give --poi-tag".into(),
+            ));
+        }
+        let acs_year = s.acs_year.unwrap_or(DEFAULT_ACS_YEAR);
+        if !(2009..=2100).contains(&acs_year) {
+            return Err(Error::Config(format!(
+                "--acs-year {acs_year}: the ACS 5-year estimates start in 2009"
+            )));
+        }
+        let http_timeout_s = s.http_timeout_s.unwrap_or(180.0);
+        if !(http_timeout_s.is_finite() && http_timeout_s > 0.0) {
+            return Err(Error::Config(format!(
+                "--http-timeout-s must be > 0, got {http_timeout_s}"
+            )));
+        }
+        let online = OnlineConfig {
+            overpass_url: s
+                .overpass_url
+                .clone()
+                .unwrap_or_else(|| OVERPASS_URL.into()),
+            tiger_url: s.tiger_url.clone().unwrap_or_else(|| TIGER_URL.into()),
+            tigerweb_url: s
+                .tigerweb_url
+                .clone()
+                .unwrap_or_else(|| TIGERWEB_URL.into()),
+            census_url: s.census_url.clone().unwrap_or_else(|| CENSUS_URL.into()),
+            geocoder_url: s
+                .geocoder_url
+                .clone()
+                .unwrap_or_else(|| GEOCODER_URL.into()),
+            block_groups_source: s
+                .block_groups_source
+                .as_deref()
+                .unwrap_or("tiger")
+                .parse()
+                .map_err(Error::Config)?,
+            acs_year,
+            fetch_acs: s.acs.is_none() && (s.block_groups.is_none() || s.acs_year.is_some()),
+            census_api_key: None,
+            cache_dir: s
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("checkpoints").join("_cache")),
+            offline: s.offline.unwrap_or(false),
+            http_timeout_s,
+            http_retries: s.http_retries.unwrap_or(4),
+            http_backoff_ms: s.http_backoff_ms.unwrap_or(2000),
         };
         let out = s.out.unwrap_or_else(|| PathBuf::from("out"));
         // The run name names the default checkpoint: the flow file's name, else the output
@@ -321,9 +510,10 @@ impl RunConfig {
             name,
             checkpoint,
             pois,
-            network: need(s.network, "road network", "network")?,
-            block_groups: need(s.block_groups, "block groups", "block-groups")?,
+            network: s.network,
+            block_groups: s.block_groups,
             acs: s.acs,
+            online,
             analysis,
             out,
         })

@@ -70,6 +70,8 @@ fn run(args: socialmapper::cli::RunArgs, show: RunOptions) -> socialmapper::Resu
     if args.no_checkpoint {
         cfg.checkpoint = None;
     }
+    // The key comes from the flag or the environment only: a flow file is no place for it.
+    cfg.online.census_api_key = args.census_api_key.clone().filter(|k| !k.trim().is_empty());
     pipeline::run(
         &cfg,
         RunOptions {

@@ -40,7 +40,14 @@ pub struct Inputs {
     pub acs: AcsTable,
     /// What was read, for `run.json`: (role, description) pairs.
     pub described: Vec<(String, String)>,
+    /// ACS values to fetch once the reached block groups are known (online runs; `acs` is
+    /// then empty).
+    pub acs_fetch: Option<AcsFetch>,
 }
+
+/// Fetches the ACS values of the block groups whose GEOIDs it is given; returns them with
+/// (role, description) pairs for `run.json`.
+pub type AcsFetch = Box<dyn FnOnce(&[String]) -> Result<(AcsTable, Vec<(String, String)>)> + Send>;
 
 /// Options that do not change results: presentation, parallelism, checkpoint handling.
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,8 +61,9 @@ pub struct RunOptions {
 }
 
 /// Opens the POI records named by `cfg` (POIs found in the network extract are collected
-/// first; a POI file is read as the dataflow asks for batches).
-fn open_pois(cfg: &RunConfig) -> Result<Box<dyn PoiRecords>> {
+/// first; a POI file is read as the dataflow asks for batches). Online POI sources are
+/// opened by [`crate::online::load_inputs`].
+pub(crate) fn open_pois(cfg: &RunConfig) -> Result<Box<dyn PoiRecords>> {
     Ok(match &cfg.pois {
         PoiSource::File(p) => Box::new(PoiFile {
             path: p.clone(),
@@ -63,10 +71,17 @@ fn open_pois(cfg: &RunConfig) -> Result<Box<dyn PoiRecords>> {
         }),
         PoiSource::OsmTag(tag) => {
             let filter = crate::osm::pois::TagFilter::parse(tag).map_err(Error::Config)?;
+            let network = cfg.network.as_deref().ok_or_else(|| {
+                Error::Config("--poi-tag without --place or --bbox needs a --network file".into())
+            })?;
             Box::new(RecordsInMemory::from_pois(crate::osm::pois::pois_by_tag(
-                &cfg.network,
-                &filter,
+                network, &filter,
             )?))
+        }
+        PoiSource::Overpass { .. } | PoiSource::Addresses(_) => {
+            return Err(Error::Config(
+                "internal: online POIs are opened by the online loader".into(),
+            ));
         }
     })
 }
@@ -97,9 +112,14 @@ pub fn load_inputs(
     timings: &mut Vec<(String, f64)>,
     quiet: bool,
 ) -> Result<Inputs> {
+    let (Some(network), Some(block_groups), false) =
+        (&cfg.network, &cfg.block_groups, cfg.is_online())
+    else {
+        return crate::online::load_inputs(cfg, timings, quiet);
+    };
     let t = Instant::now();
-    let spin = output::spinner(&format!("reading {}", cfg.network.display()), quiet);
-    let roads = crate::osm::pbf::read_roads(&cfg.network)?;
+    let spin = output::spinner(&format!("reading {}", network.display()), quiet);
+    let roads = crate::osm::pbf::read_roads(network)?;
     spin.finish_and_clear();
     timings.push(("read_network".into(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
@@ -107,7 +127,7 @@ pub fn load_inputs(
     timings.push(("open_pois".into(), t.elapsed().as_secs_f64()));
     let t = Instant::now();
     let spin = output::spinner("reading block groups and ACS values", quiet);
-    let block_groups = crate::census::boundaries::read_block_groups(&cfg.block_groups)?;
+    let block_groups = crate::census::boundaries::read_block_groups(block_groups)?;
     let acs = match &cfg.acs {
         Some(p) => crate::census::acs::read_acs(p, &cfg.analysis.variables)?,
         None => AcsTable::default(),
@@ -120,11 +140,15 @@ pub fn load_inputs(
             "pois".to_string(),
             match &cfg.pois {
                 PoiSource::File(p) => path(p),
-                PoiSource::OsmTag(t) => format!("{t} in {}", path(&cfg.network)),
+                PoiSource::OsmTag(t) => format!("{t} in {}", path(network)),
+                PoiSource::Overpass { .. } | PoiSource::Addresses(_) => String::new(),
             },
         ),
-        ("network".into(), path(&cfg.network)),
-        ("block_groups".into(), path(&cfg.block_groups)),
+        ("network".into(), path(network)),
+        (
+            "block_groups".into(),
+            path(&cfg.block_groups.clone().unwrap_or_default()),
+        ),
     ];
     if let Some(a) = &cfg.acs {
         described.push(("acs".into(), path(a)));
@@ -135,6 +159,7 @@ pub fn load_inputs(
         block_groups,
         acs,
         described,
+        acs_fetch: None,
     })
 }
 
@@ -280,6 +305,20 @@ pub fn execute(
                 .unwrap_or_default(),
         )
     });
+    // ACS values fetched online are asked for now, for the block groups reached only.
+    let mut described = inputs.described;
+    let acs = match inputs.acs_fetch {
+        Some(fetch) => {
+            let geoids: Vec<String> = reported
+                .iter()
+                .map(|&bg| census.block_groups[bg as usize].geoid.clone())
+                .collect();
+            let (table, notes) = timer.time("fetch_acs", || fetch(&geoids))?;
+            described.extend(notes);
+            table
+        }
+        None => inputs.acs,
+    };
     // Rows: one per travel time and reached block group, by travel time then GEOID (block
     // groups are indexed in GEOID order).
     let mut rows = Vec::new();
@@ -299,7 +338,7 @@ pub fn execute(
                 coverage_share: acc.coverage.share(census, bg, limit),
                 pois_reaching: reaching,
                 minutes,
-                acs: inputs.acs.rows.get(&prepared.geoid).cloned(),
+                acs: acs.rows.get(&prepared.geoid).cloned(),
             });
         }
     }
@@ -327,13 +366,13 @@ pub fn execute(
                 poi_names: &poi_names,
                 rows: &rows,
                 rejected: acc.rejected as usize,
-                acs_variables: &inputs.acs.variables,
+                acs_variables: &acs.variables,
                 records_in: acc.records as usize,
                 processed: acc.processed as usize,
                 union_km2: &union_km2,
                 settled_nodes: acc.settled_total,
                 block_groups_total: census.block_groups.len(),
-                inputs: &inputs.described,
+                inputs: &described,
             },
         )
     })?;
@@ -399,15 +438,32 @@ pub fn run(cfg: &RunConfig, show: RunOptions) -> Result<RunReport> {
 /// What the results of `cfg` depend on: the analysis settings and the input files' identities.
 pub fn fingerprint(cfg: &RunConfig) -> Result<Fingerprint> {
     let mut inputs = vec![
-        file_identity("network", &cfg.network)?,
-        file_identity("block_groups", &cfg.block_groups)?,
+        match &cfg.network {
+            Some(p) => file_identity("network", p)?,
+            None => ("network".into(), "overpass".into(), 0, 0),
+        },
+        match &cfg.block_groups {
+            Some(p) => file_identity("block_groups", p)?,
+            None => {
+                let o = &cfg.online;
+                let source = format!("{} {}", o.block_groups_source, o.acs_year);
+                ("block_groups".into(), source, 0, 0)
+            }
+        },
     ];
     match &cfg.pois {
         PoiSource::File(p) => inputs.push(file_identity("pois", p)?),
         PoiSource::OsmTag(t) => inputs.push(("poi_tag".into(), t.clone(), 0, 0)),
+        PoiSource::Overpass { tag, area } => {
+            inputs.push(("poi_tag".into(), format!("{tag} in {area}"), 0, 0));
+        }
+        PoiSource::Addresses(p) => inputs.push(file_identity("addresses", p)?),
     }
     if let Some(a) = &cfg.acs {
         inputs.push(file_identity("acs", a)?);
+    } else if cfg.online.fetch_acs {
+        let year = cfg.online.acs_year.to_string();
+        inputs.push(("acs".into(), format!("census api acs5 {year}"), 0, 0));
     }
     Ok(Fingerprint {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -441,6 +497,7 @@ pub fn town_inputs(town: crate::demo::Town) -> Inputs {
         block_groups: town.block_groups,
         acs: town.acs,
         described: vec![("demo".into(), "embedded synthetic town".into())],
+        acs_fetch: None,
     }
 }
 

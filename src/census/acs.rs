@@ -60,7 +60,19 @@ pub fn read_acs(path: &Path, codes: &[String]) -> Result<AcsTable> {
 /// [`read_acs`] without the warning: the table and the unexpected-text tally.
 fn read_acs_counting(path: &Path, codes: &[String]) -> Result<(AcsTable, Oddities)> {
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    parse_acs_counting(path, &bytes, codes)
+}
+
+/// [`read_acs`] of bytes already in memory (a Census API answer); `label` names them in
+/// errors and warnings.
+pub fn parse_acs(label: &Path, bytes: &[u8], codes: &[String]) -> Result<AcsTable> {
+    let (table, odd) = parse_acs_counting(label, bytes, codes)?;
+    odd.warn(label);
+    Ok(table)
+}
+
+fn parse_acs_counting(path: &Path, bytes: &[u8], codes: &[String]) -> Result<(AcsTable, Oddities)> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = bytes.iter().copied().find(|c| !c.is_ascii_whitespace());
     let mut variables: Vec<String> = Vec::with_capacity(codes.len());
     for c in codes {

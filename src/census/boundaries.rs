@@ -39,6 +39,12 @@ const RTREE_MIN_OUTERS: usize = 32;
 /// GEOID, projected coordinates) is an [`Error::Input`] naming the file and the cause.
 pub fn read_block_groups(path: &Path) -> Result<Vec<BlockGroup>> {
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    parse_block_groups(path, bytes)
+}
+
+/// [`read_block_groups`] of a shapefile zip or GeoJSON already in memory (a download); `path`
+/// names it in errors, and its extension sharpens them as for a file.
+pub fn parse_block_groups(path: &Path, bytes: Vec<u8>) -> Result<Vec<BlockGroup>> {
     if bytes.is_empty() {
         return Err(Error::input(path, "empty file"));
     }
@@ -71,6 +77,37 @@ pub fn read_block_groups(path: &Path) -> Result<Vec<BlockGroup>> {
         ));
     };
     finish(path, features)
+}
+
+/// The states in a cartographic-boundary state shapefile zip (`cb_2023_us_state_20m.zip`):
+/// (2-digit FIPS code from `STATEFP` or `GEOID`, boundary), sorted by code. `path` names the
+/// bytes in errors. Used to find which states' block-group files a run needs.
+pub fn parse_state_boundaries(
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<Vec<(String, MultiPolygon<f64>)>> {
+    let mut states = read_zip_keyed(path, bytes, Key::State)?;
+    if states.is_empty() {
+        return Err(Error::input(path, "no states: the file holds no features"));
+    }
+    states.sort_by(|a, b| a.0.geoid.cmp(&b.0.geoid));
+    Ok(states
+        .into_iter()
+        .map(|(s, _)| (s.geoid, s.boundary))
+        .collect())
+}
+
+/// A state's 2-digit FIPS code from `STATEFP`, else `GEOID`.
+fn state_fips_from(get: impl Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let v = get("STATEFP")
+        .or_else(|| get("GEOID"))
+        .ok_or("no STATEFP or GEOID attribute")?;
+    let v = v.trim();
+    if v.len() == 2 && v.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(v.to_string())
+    } else {
+        Err(format!("state code '{v}' is not 2 digits"))
+    }
 }
 
 /// The first byte that is not whitespace or a UTF-8 byte-order mark.
@@ -356,6 +393,18 @@ struct ShapefileParts {
 
 /// Reads the shapefile inside a zip archive.
 fn read_zip(path: &Path, bytes: Vec<u8>) -> Result<Vec<Indexed>> {
+    read_zip_keyed(path, bytes, Key::BlockGroup)
+}
+
+/// What identifies a feature: a block group's 12-digit GEOID or a state's 2-digit FIPS code.
+#[derive(Clone, Copy)]
+enum Key {
+    BlockGroup,
+    State,
+}
+
+/// [`read_zip`] with features keyed by `key`.
+fn read_zip_keyed(path: &Path, bytes: Vec<u8>, key: Key) -> Result<Vec<Indexed>> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| Error::input(path, format!("corrupt zip archive: {e}")))?;
     // Member names by lower-cased extension; macOS resource forks (`__MACOSX/`, `._x.shp`) are
@@ -430,7 +479,7 @@ fn read_zip(path: &Path, bytes: Vec<u8>) -> Result<Vec<Indexed>> {
             .transpose()?
             .map(|b| String::from_utf8_lossy(&b).into_owned()),
     };
-    read_shapefile(path, &format!("{shp_name}: "), parts)
+    read_shapefile(path, &format!("{shp_name}: "), parts, key)
 }
 
 /// Reads a bare `.shp` (already in memory) and its sibling files.
@@ -462,11 +511,11 @@ fn read_shp_with_siblings(path: &Path, shp: Vec<u8>) -> Result<Vec<Indexed>> {
             .transpose()?
             .map(|b| String::from_utf8_lossy(&b).into_owned()),
     };
-    read_shapefile(path, "", parts)
+    read_shapefile(path, "", parts, Key::BlockGroup)
 }
 
 /// Reads shapes and attribute records in step. `ctx` prefixes messages (the zip member).
-fn read_shapefile(path: &Path, ctx: &str, parts: ShapefileParts) -> Result<Vec<Indexed>> {
+fn read_shapefile(path: &Path, ctx: &str, parts: ShapefileParts, key: Key) -> Result<Vec<Indexed>> {
     let fail = |cause: String| Error::input(path, format!("{ctx}{cause}"));
     if let Some(prj) = &parts.prj {
         let prj = prj.trim_start();
@@ -532,7 +581,11 @@ fn read_shapefile(path: &Path, ctx: &str, parts: ShapefileParts) -> Result<Vec<I
                 _ => None,
             }
         };
-        let geoid = geoid_from(get).map_err(|e| fail(format!("feature {index}: {e}")))?;
+        let geoid = match key {
+            Key::BlockGroup => geoid_from(get),
+            Key::State => state_fips_from(get),
+        }
+        .map_err(|e| fail(format!("feature {index}: {e}")))?;
         let rings = match &shape {
             shapefile::Shape::Polygon(p) => shape_rings(p.rings()),
             shapefile::Shape::PolygonM(p) => shape_rings(p.rings()),

@@ -290,6 +290,28 @@ pub fn counter(what: &str, quiet: bool) -> ProgressBar {
     progress(None, "{msg:>12} {pos} {per_sec} {elapsed}", what, quiet)
 }
 
+/// A bar on stderr for a download of `bytes` bytes, hidden when quiet or when stderr is not a
+/// terminal.
+pub fn download_bar(what: &str, bytes: u64, quiet: bool) -> ProgressBar {
+    progress(
+        Some(bytes),
+        "{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        what,
+        quiet,
+    )
+}
+
+/// A bar on stderr for `n` steps (tiles, counties), hidden when quiet or when stderr is not a
+/// terminal.
+pub fn steps_bar(what: &str, n: u64, quiet: bool) -> ProgressBar {
+    progress(
+        Some(n),
+        "{msg} {wide_bar} {pos}/{len} {elapsed}",
+        what,
+        quiet,
+    )
+}
+
 /// A spinner on stderr for a step of unknown length (reading an input), hidden when quiet or
 /// when stderr is not a terminal. Finish it with `finish_and_clear`.
 pub fn spinner(what: &str, quiet: bool) -> ProgressBar {

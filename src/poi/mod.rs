@@ -400,6 +400,12 @@ fn state_of(raw: &str) -> Result<Option<String>, String> {
     }
 }
 
+/// The two-letter code of a US state written as a code (any case) or by name
+/// (`North Carolina`); `None` for anything else.
+pub fn state_code(raw: &str) -> Option<String> {
+    state_of(raw).ok().flatten()
+}
+
 /// Applies [`state_of`]: the state, with an unrecognised value kept in `tags["state"]`.
 fn take_state(raw: &str, tags: &mut BTreeMap<String, String>) -> Option<String> {
     state_of(raw).unwrap_or_else(|other| {

@@ -256,8 +256,10 @@ fn fetch_tigerweb(online: &Online, boxes: &[Rect<f64>]) -> Result<Vec<BlockGroup
             &key((i, j)),
             &format!("TIGERweb block groups in {envelope}"),
             || {
-                let mut found = Vec::new();
+                let mut found: Vec<BlockGroup> = Vec::new();
                 for page in 0.. {
+                    // The service may send fewer features than asked for (its own maximum):
+                    // the next page starts after those received.
                     let query = vec![
                         ("where".to_string(), "1=1".to_string()),
                         ("geometry".into(), envelope.clone()),
@@ -267,7 +269,7 @@ fn fetch_tigerweb(online: &Online, boxes: &[Rect<f64>]) -> Result<Vec<BlockGroup
                         ("outFields".into(), "GEOID,STATE,COUNTY,TRACT,BLKGRP".into()),
                         ("returnGeometry".into(), "true".into()),
                         ("outSR".into(), "4326".into()),
-                        ("resultOffset".into(), (page * TIGERWEB_PAGE).to_string()),
+                        ("resultOffset".into(), found.len().to_string()),
                         ("resultRecordCount".into(), TIGERWEB_PAGE.to_string()),
                         ("f".into(), "geojson".into()),
                     ];
@@ -277,8 +279,9 @@ fn fetch_tigerweb(online: &Online, boxes: &[Rect<f64>]) -> Result<Vec<BlockGroup
                         &format!("block groups in {envelope}, page {}", page + 1),
                         parse_tigerweb_page,
                     )?;
+                    let got = bgs.len();
                     found.extend(bgs);
-                    if !more {
+                    if !more || got == 0 {
                         break;
                     }
                 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod fake_http;
+
 /// The real data beside the repository: `$SOCIALMAPPER_DATA`, else `../shared/data`.
 /// Fails loudly when missing: these tests must not pass by skipping.
 pub fn data_dir() -> PathBuf {

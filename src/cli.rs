@@ -177,6 +177,10 @@ pub struct RunArgs {
     /// Delay before the first retry, milliseconds (default 2000), doubled for each further one.
     #[arg(long, value_name = "MS", help_heading = "Online")]
     pub http_backoff_ms: Option<u64>,
+    /// Overpass requests at a time (default 1: the public instance gives each address a couple
+    /// of slots; raise it for your own instance).
+    #[arg(long, value_name = "N", help_heading = "Online")]
+    pub overpass_concurrency: Option<usize>,
 }
 
 impl RunArgs {
@@ -215,6 +219,7 @@ impl RunArgs {
             http_timeout_s: self.http_timeout_s,
             http_retries: self.http_retries,
             http_backoff_ms: self.http_backoff_ms,
+            overpass_concurrency: self.overpass_concurrency,
         }
     }
 }

@@ -78,6 +78,8 @@ pub struct RunSettings {
     pub http_retries: Option<u32>,
     /// Delay before the first retry, milliseconds, doubled for each further one (default 2000).
     pub http_backoff_ms: Option<u64>,
+    /// Overpass requests at a time (default 1, the public instance's polite share).
+    pub overpass_concurrency: Option<usize>,
 }
 
 /// Travel times as a number, a list, or a comma-separated string.
@@ -165,6 +167,7 @@ impl RunSettings {
             http_timeout_s: flags.http_timeout_s.or(self.http_timeout_s),
             http_retries: flags.http_retries.or(self.http_retries),
             http_backoff_ms: flags.http_backoff_ms.or(self.http_backoff_ms),
+            overpass_concurrency: flags.overpass_concurrency.or(self.overpass_concurrency),
         }
     }
 }
@@ -233,6 +236,8 @@ pub struct OnlineConfig {
     pub http_retries: u32,
     /// Delay before the first retry, milliseconds.
     pub http_backoff_ms: u64,
+    /// Overpass requests at a time.
+    pub overpass_concurrency: usize,
 }
 
 /// A validated run configuration.
@@ -492,6 +497,7 @@ impl RunConfig {
             http_timeout_s,
             http_retries: s.http_retries.unwrap_or(4),
             http_backoff_ms: s.http_backoff_ms.unwrap_or(2000),
+            overpass_concurrency: s.overpass_concurrency.unwrap_or(1).max(1),
         };
         let out = s.out.unwrap_or_else(|| PathBuf::from("out"));
         // The run name names the default checkpoint: the flow file's name, else the output

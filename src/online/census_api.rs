@@ -74,39 +74,45 @@ pub fn fetch_acs(
         (counties.len() * groups.len()) as u64,
         online.quiet,
     );
-    for county in &counties {
+    let requests: Vec<(&str, usize)> = counties
+        .iter()
+        .flat_map(|c| (0..groups.len()).map(move |g| (*c, g)))
+        .collect();
+    let tables = super::parallel_map(&requests, online.census.concurrency(), |&(county, g)| {
+        let group = groups[g];
         let (state, cty) = county.split_at(2);
-        for (g, group) in groups.iter().enumerate() {
-            let label = Path::new(&url).join(format!("state-{state}-county-{cty}-part-{g}.json"));
-            let table: AcsTable = online.cached_or_fetch(
-                &entry(county, group),
-                &format!("ACS {year} for county {county}"),
-                || {
-                    let mut query = vec![
-                        ("get".to_string(), group.join(",")),
-                        ("for".into(), "block group:*".into()),
-                        ("in".into(), format!("state:{state} county:{cty}")),
-                    ];
-                    if let Some(k) = key {
-                        query.push(("key".into(), k.to_string()));
-                    }
-                    online.census.fetch(
-                        &url,
-                        &Body::Get(query),
-                        &format!("ACS {year} for county {county}"),
-                        |b| parse_answer(&label, b, group),
-                    )
-                },
-            )?;
-            bar.inc(1);
-            let offset = g * MAX_VARIABLES;
-            for (geoid, values) in table.rows {
-                let row = rows
-                    .entry(geoid)
-                    .or_insert_with(|| vec![None; variables.len()]);
-                for (k, v) in values.into_iter().enumerate() {
-                    row[offset + k] = v;
+        let label = Path::new(&url).join(format!("state-{state}-county-{cty}-part-{g}.json"));
+        let table: AcsTable = online.cached_or_fetch(
+            &entry(county, group),
+            &format!("ACS {year} for county {county}"),
+            || {
+                let mut query = vec![
+                    ("get".to_string(), group.join(",")),
+                    ("for".into(), "block group:*".into()),
+                    ("in".into(), format!("state:{state} county:{cty}")),
+                ];
+                if let Some(k) = key {
+                    query.push(("key".into(), k.to_string()));
                 }
+                online.census.fetch(
+                    &url,
+                    &Body::Get(query),
+                    &format!("ACS {year} for county {county}"),
+                    |b| parse_answer(&label, b, group),
+                )
+            },
+        )?;
+        bar.inc(1);
+        Ok((g, table))
+    })?;
+    for (g, table) in tables {
+        let offset = g * MAX_VARIABLES;
+        for (geoid, values) in table.rows {
+            let row = rows
+                .entry(geoid)
+                .or_insert_with(|| vec![None; variables.len()]);
+            for (k, v) in values.into_iter().enumerate() {
+                row[offset + k] = v;
             }
         }
     }

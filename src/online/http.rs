@@ -156,6 +156,7 @@ pub struct Service {
     quiet: bool,
     /// Requests and bytes so far.
     pub counters: Arc<Counters>,
+    concurrency: usize,
 }
 
 /// Why one attempt failed, and whether another may succeed.
@@ -193,7 +194,13 @@ impl Service {
             policy,
             quiet,
             counters: Arc::default(),
+            concurrency: concurrency.max(1),
         })
+    }
+
+    /// How many requests the service takes at a time.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// The URL of `path` under the base URL.

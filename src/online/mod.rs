@@ -49,7 +49,8 @@ pub struct Online {
     pub cache: Cache,
     /// No requests at all.
     pub offline: bool,
-    /// Overpass (one request at a time: its usage policy allows a couple of slots per IP).
+    /// Overpass (one request at a time by default: the public instance gives each address a
+    /// couple of slots and answers more with 429).
     pub overpass: Service,
     /// TIGER files.
     pub tiger: Service,
@@ -79,7 +80,13 @@ impl Online {
         Ok(Online {
             cache: Cache::open(&cfg.cache_dir)?,
             offline: cfg.offline,
-            overpass: Service::new("Overpass", &cfg.overpass_url, 1, policy, quiet)?,
+            overpass: Service::new(
+                "Overpass",
+                &cfg.overpass_url,
+                cfg.overpass_concurrency,
+                policy,
+                quiet,
+            )?,
             tiger: Service::new("TIGER", &cfg.tiger_url, 2, policy, quiet)?,
             tigerweb: Service::new("TIGERweb", &cfg.tigerweb_url, 2, policy, quiet)?,
             census: Service::new("Census API", &cfg.census_url, 4, policy, quiet)?,
@@ -179,6 +186,58 @@ impl Online {
         ));
         parts.join("; ")
     }
+}
+
+/// `f` over `items` on up to `workers` threads, results in `items`' order. The first error
+/// stops the handing out of further items and is returned. The services' own permits keep the
+/// requests within their limits; this only lets those limits be used.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    let workers = workers.clamp(1, items.len().max(1));
+    if workers == 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(k) else { break };
+                    match f(item) {
+                        Ok(r) => {
+                            if let Ok(mut v) = results.lock() {
+                                v[k] = Some(r);
+                            }
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            if let Ok(mut slot) = first_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// An upper bound of the mode's top speed in EPSG:5070 metres per second, before any road is
@@ -447,4 +506,61 @@ pub fn load_inputs(
         described,
         acs_fetch,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_map_keeps_order_and_stops_at_an_error() {
+        let items: Vec<u32> = (0..50).collect();
+        let out = parallel_map(&items, 4, |&k| Ok(k * 2)).unwrap();
+        assert_eq!(out, (0..50).map(|k| k * 2).collect::<Vec<_>>());
+        let err = parallel_map(&items, 3, |&k| {
+            if k == 7 {
+                Err(Error::Config("seven".into()))
+            } else {
+                Ok(k)
+            }
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("seven"));
+        assert!(
+            parallel_map(&[] as &[u32], 4, |&k| Ok(k))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn cluster_boxes_hold_every_poi_grown_by_the_reach() {
+        let c = to_5070(-77.03, 38.9);
+        let pts: Vec<Coord<f64>> = (0..20)
+            .map(|k| Coord {
+                x: c.x + f64::from(k) * 700.0,
+                y: c.y - f64::from(k) * 300.0,
+            })
+            .collect();
+        let reach = 4_000.0;
+        let boxes = cluster_boxes(&pts, reach);
+        // Tiles of 1 km (a quarter of the reach, at least 1 km): several boxes.
+        assert!(boxes.len() > 1);
+        for p in &pts {
+            assert!(boxes.iter().any(|b| {
+                b.min().x <= p.x - reach
+                    && b.max().x >= p.x + reach
+                    && b.min().y <= p.y - reach
+                    && b.max().y >= p.y + reach
+            }));
+        }
+        // The lon/lat box around a projected box holds its corners.
+        let ll = lonlat_box(&boxes[0]);
+        for corner in [boxes[0].min(), boxes[0].max()] {
+            let (lon, lat) = crate::geom::albers::from_5070(corner);
+            assert!(
+                ll.min().x <= lon && lon <= ll.max().x && ll.min().y <= lat && lat <= ll.max().y
+            );
+        }
+    }
 }

@@ -437,15 +437,18 @@ pub fn fetch_roads(online: &Online, tiles: &BTreeSet<RoadTile>) -> Result<OsmRoa
         .collect();
     if online.offline && !missing.is_empty() {
         return Err(online.missing(
-            &format!("{} of {} Overpass road tiles", missing.len(), tiles.len()),
+            &format!(
+                "{} of {} Overpass road tiles of the network",
+                missing.len(),
+                tiles.len()
+            ),
             missing.iter().map(|t| t.label()),
         ));
     }
     let bar = crate::output::steps_bar("Overpass road tiles", missing.len() as u64, online.quiet);
-    let mut nodes: HashMap<i64, (f64, f64)> = HashMap::new();
-    let mut ways: BTreeMap<i64, OsmWay> = BTreeMap::new();
-    for &tile in tiles {
-        let part: OsmRoads = online.cached_or_fetch(
+    let tiles: Vec<RoadTile> = tiles.iter().copied().collect();
+    let parts = super::parallel_map(&tiles, online.overpass.concurrency(), |&tile| {
+        online.cached_or_fetch(
             &tile.key(),
             &format!("Overpass road tile {}", tile.label()),
             || {
@@ -458,7 +461,12 @@ pub fn fetch_roads(online: &Online, tiles: &BTreeSet<RoadTile>) -> Result<OsmRoa
                 bar.inc(1);
                 r
             },
-        )?;
+        )
+    })?;
+    let mut nodes: HashMap<i64, (f64, f64)> = HashMap::new();
+    let mut ways: BTreeMap<i64, OsmWay> = BTreeMap::new();
+    for part in parts {
+        let part: OsmRoads = part;
         nodes.extend(part.nodes);
         for w in part.ways {
             ways.entry(w.id).or_insert(w);

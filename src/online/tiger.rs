@@ -99,11 +99,13 @@ pub fn fetch_block_groups(
                     "the POIs' surroundings touch no US state: no block groups to fetch".into(),
                 ));
             }
-            let mut all = Vec::new();
-            for fips in &states {
-                all.extend(fetch_state_file(online, source, year, fips)?);
-            }
-            all
+            let states: Vec<String> = states.into_iter().collect();
+            super::parallel_map(&states, online.tiger.concurrency(), |fips| {
+                fetch_state_file(online, source, year, fips)
+            })?
+            .into_iter()
+            .flatten()
+            .collect()
         }
     };
     let mut kept: Vec<BlockGroup> = all

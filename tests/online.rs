@@ -187,6 +187,14 @@ fn census(req: &Request) -> Response {
     if !req.path.ends_with("/2021/acs/acs5") {
         return Response::status(404, "unknown dataset");
     }
+    if req.param("key") == Some("bad-key") {
+        // What the API sends for a key it does not know: an HTML page, with HTTP 200.
+        return Response::ok(
+            "text/html",
+            "<html><body><h1>Invalid Key</h1>A valid key must be included with each data API \
+             request.</body></html>",
+        );
+    }
     let all: Vec<Vec<String>> =
         serde_json::from_slice(&std::fs::read(dc("acs5_2021_bg_api.json")).unwrap()).unwrap();
     let header = &all[0];
@@ -533,6 +541,21 @@ fn a_request_the_service_refuses_fails_at_once_with_its_words() {
         "{e}"
     );
     assert_eq!(server.count(CENSUS), 1);
+
+    // A key the API rejects: said at once, not retried.
+    let o = run_online(
+        &server,
+        &dir.path().join("cache"),
+        &dir.path().join("out"),
+        &[&PLACE[..], &["--census-api-key", "bad-key"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("rejects the key") && e.contains("failed after 1 attempt"),
+        "{e}"
+    );
+    assert_eq!(server.count(CENSUS), 2);
 }
 
 #[test]

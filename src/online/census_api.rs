@@ -8,7 +8,7 @@
 //! table.
 
 use super::Online;
-use super::http::Body;
+use super::http::{Body, Unusable};
 use crate::census::AcsTable;
 use crate::census::acs::parse_acs;
 use crate::error::Result;
@@ -122,20 +122,20 @@ pub fn fetch_acs(
 
 /// Reads one answer; the API's plain-text refusals ("Invalid Key", "error: unknown variable")
 /// are reported in its words.
-fn parse_answer(
-    label: &Path,
-    bytes: &[u8],
-    group: &[String],
-) -> std::result::Result<AcsTable, String> {
+fn parse_answer(label: &Path, bytes: &[u8], group: &[String]) -> Result<AcsTable, Unusable> {
     let first = bytes.iter().copied().find(|c| !c.is_ascii_whitespace());
     if first != Some(b'[') {
         let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
-        return Err(format!(
-            "not Census API JSON: {}",
-            text.split_whitespace().collect::<Vec<_>>().join(" ")
-        ));
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        // The API answers a bad key with HTTP 200 and an HTML page: asking again is useless.
+        if text.to_ascii_lowercase().contains("invalid key") {
+            return Err(Unusable::Refused(format!(
+                "the Census API rejects the key (--census-api-key or CENSUS_API_KEY): {text}"
+            )));
+        }
+        return Err(Unusable::Retry(format!("not Census API JSON: {text}")));
     }
-    parse_acs(label, bytes, group).map_err(|e| e.to_string())
+    parse_acs(label, bytes, group).map_err(|e| Unusable::Retry(e.to_string()))
 }
 
 #[cfg(test)]
@@ -156,7 +156,14 @@ mod tests {
         assert_eq!(t.rows["110010001001"], vec![Some(1200.0), None]);
         assert_eq!(t.rows["110010001002"], vec![Some(900.0), Some(52000.0)]);
         let e = parse_answer(Path::new("x"), b"<html>Invalid Key</html>", &[]).unwrap_err();
-        assert!(e.contains("Invalid Key"), "{e}");
+        assert!(
+            matches!(&e, Unusable::Refused(m) if m.contains("Invalid Key")),
+            "{e:?}"
+        );
+        assert!(matches!(
+            parse_answer(Path::new("x"), b"<html>busy</html>", &[]),
+            Err(Unusable::Retry(_))
+        ));
         assert!(
             parse_answer(
                 Path::new("x"),

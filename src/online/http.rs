@@ -133,6 +133,21 @@ pub enum Body {
     },
 }
 
+/// Why an answer cannot be used.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unusable {
+    /// Garbled, cut or an error the service may not make next time: retried.
+    Retry(String),
+    /// A refusal that no retry changes (a rejected key): reported at once.
+    Refused(String),
+}
+
+impl From<String> for Unusable {
+    fn from(s: String) -> Self {
+        Unusable::Retry(s)
+    }
+}
+
 /// Requests made and bytes received by one service, for the run's report.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -216,18 +231,19 @@ impl Service {
     /// describes; `what` names the request in messages and on the progress bar.
     ///
     /// `validate` sees the whole answer of a 2xx response and returns the parsed value, or why
-    /// the answer is unusable (then the request is retried: nothing unvalidated reaches a
-    /// cache).
+    /// the answer is unusable: then the request is retried ([`Unusable::Retry`], or a plain
+    /// `String`), or fails at once ([`Unusable::Refused`]). Nothing unvalidated reaches a
+    /// cache.
     ///
     /// # Errors
     /// [`Error::Input`] naming the service and URL, with the last cause, when no attempt
     /// gave a valid answer.
-    pub fn fetch<T>(
+    pub fn fetch<T, E: Into<Unusable>>(
         &self,
         url: &str,
         body: &Body,
         what: &str,
-        validate: impl Fn(&[u8]) -> std::result::Result<T, String>,
+        validate: impl Fn(&[u8]) -> std::result::Result<T, E>,
     ) -> Result<T> {
         let attempts = self.policy.retries + 1;
         let mut last = String::new();
@@ -235,11 +251,16 @@ impl Service {
             let failure = {
                 let _permit = self.permits.acquire();
                 match self.attempt(url, body, what) {
-                    Ok(bytes) => match validate(&bytes) {
+                    Ok(bytes) => match validate(&bytes).map_err(Into::into) {
                         Ok(v) => return Ok(v),
-                        Err(e) => Failure {
+                        Err(Unusable::Retry(e)) => Failure {
                             message: format!("unusable answer: {e}"),
                             retry: true,
+                            retry_after: None,
+                        },
+                        Err(Unusable::Refused(e)) => Failure {
+                            message: format!("refused: {e}"),
+                            retry: false,
                             retry_after: None,
                         },
                     },

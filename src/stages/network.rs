@@ -2,9 +2,11 @@
 //! handed to each POI cluster as a [`NetworkSlice`] by a [`NetworkSource`] through a per-worker
 //! [`SliceCache`].
 //!
-//! Today the one source is a local extract (a `.osm.pbf` or the embedded demo), loaded whole:
-//! it is a single slice that serves every cluster. An online source (Overpass) fetches a slice
-//! per cluster box instead and plugs in behind the same trait.
+//! The one source is a network loaded whole, a single slice that serves every cluster: a local
+//! extract (a `.osm.pbf` or the embedded demo), or the Overpass road tiles that the clusters'
+//! slice boxes need ([`crate::online`] fetches them before the dataflow starts, because the
+//! distance stage searches the whole network from every block group; the tiles are cached, so
+//! no box is fetched twice).
 
 use crate::error::Result;
 use crate::geom::albers::to_5070;

@@ -279,7 +279,10 @@ fn services() -> FakeServer {
 /// `socialmapper run` against `server`, caching in `cache`, writing `out`.
 fn run_online(server: &FakeServer, cache: &Path, out: &Path, extra: &[&str]) -> Output {
     let b = &server.base;
-    let mut args: Vec<String> = vec!["run".into(), "-q".into(), "--no-checkpoint".into()];
+    let mut args: Vec<String> = vec!["run".into(), "-q".into()];
+    if !extra.contains(&"--checkpoint") {
+        args.push("--no-checkpoint".into());
+    }
     // Defaults for the tests; a flag given in `extra` replaces its default.
     for (flag, v) in [
         ("--mode", "walk".to_string()),
@@ -422,6 +425,23 @@ fn a_place_name_runs_to_census_csv_and_a_second_run_makes_no_request() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(server.total(), 0, "{:?}", server.log());
     assert_eq!(read_csv(&out2.join("census.csv")).1, rows);
+
+    // With a checkpoint: a second run resumes its batch and still asks nothing.
+    let cp = dir.path().join("cp").display().to_string();
+    let with_cp = [&PLACE[..], &["--checkpoint", &cp]].concat();
+    for resumed in [0, 1] {
+        let o = run_online(&server, &cache, &out2, &with_cp);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let run: Value =
+            serde_json::from_slice(&std::fs::read(out2.join("run.json")).unwrap()).unwrap();
+        assert_eq!(
+            run["batches"]["batches_resumed"], resumed,
+            "{}",
+            run["batches"]
+        );
+        assert_eq!(read_csv(&out2.join("census.csv")).1, rows);
+    }
+    assert_eq!(server.total(), 0, "{:?}", server.log());
 
     // TIGERweb instead of the TIGER zips: the same block groups, paged; only TIGERweb asked.
     let out3 = dir.path().join("out3");

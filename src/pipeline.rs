@@ -12,11 +12,10 @@ use crate::dataflow::{
     RecordsInMemory, RunContext, fault_point, run_batches,
 };
 use crate::error::{Error, Result};
-use crate::geom::grid::Cell;
 use crate::graph::Millis;
 use crate::osm::OsmRoads;
 use crate::output::{self, CensusRow, NetworkReport, RunReport, StreamProgress, StreamedOutputs};
-use crate::stages::census_join::{CensusIndex, Coverage};
+use crate::stages::census_join::{CensusIndex, CoverageCounts, CoverageDelta};
 use crate::stages::cluster::{ClusterParams, default_tile_m, reach_radius_m};
 use crate::stages::distance::{NetworkFold, StraightFold};
 use crate::stages::isochrone::minutes_to_ms;
@@ -199,6 +198,7 @@ pub fn execute(
         )
     });
     let mut acc = Accumulated {
+        coverage: CoverageCounts::new(&limits),
         limits,
         extent_and_reach: extent.map(|e| (e, reach_m)),
         straight: Some(straight),
@@ -212,8 +212,7 @@ pub fn execute(
             timer.time("replay", || -> Result<()> {
                 for id in 0..n {
                     let rec: BatchRecord = cp.load(id)?;
-                    acc.coverage.add_cells(&rec.coverage_delta);
-                    acc.apply(&rec, &whole.network);
+                    acc.apply(&rec, &whole.network)?;
                     resume = Some(rec.streams);
                 }
                 Ok(())
@@ -284,7 +283,6 @@ pub fn execute(
     // groups are indexed in GEOID order).
     let mut rows = Vec::new();
     for (ti, &minutes) in params.travel_times_min.iter().enumerate() {
-        let limit = minutes_to_ms(minutes);
         for &bg in &reported {
             let reaching = acc.reach[&bg].get(ti).copied().unwrap_or(0);
             if reaching == 0 {
@@ -296,7 +294,7 @@ pub fn execute(
                 centroid_lonlat: prepared.centroid_lonlat,
                 straight: straight[bg as usize],
                 network: network_near[bg as usize],
-                coverage_share: acc.coverage.share(census, bg, limit),
+                coverage_share: acc.coverage.share(census, bg, ti),
                 pois_reaching: reaching,
                 minutes,
                 acs: inputs.acs.rows.get(&prepared.geoid).cloned(),
@@ -306,13 +304,8 @@ pub fn execute(
     let union_km2: Vec<(u32, f64)> = params
         .travel_times_min
         .iter()
-        .map(|&m| {
-            (
-                m,
-                acc.coverage
-                    .union_area_km2(&params.grid(), minutes_to_ms(m)),
-            )
-        })
+        .enumerate()
+        .map(|(ti, &m)| (m, acc.coverage.union_area_km2(&params.grid(), ti)))
         .collect();
     // The POIs named as nearest, read again from the source: the run holds none of them.
     let wanted: std::collections::BTreeSet<u32> =
@@ -455,8 +448,8 @@ struct BatchRecord {
     processed: Vec<ProcessedPoi>,
     /// Records rejected.
     rejected: u32,
-    /// Cells whose earliest time this batch improved, with the new time.
-    coverage_delta: Vec<(Cell, Millis)>,
+    /// How many of the batch's POIs reach each cell within each travel time.
+    coverage: CoverageDelta,
     /// The reach counts the batch changed, with their new values.
     reach: ReachChanges,
     /// Seconds in the isochrone, census-join and outline stages.
@@ -471,7 +464,7 @@ struct BatchRecord {
 struct Accumulated {
     /// The travel-time limits, ms, ascending.
     limits: Vec<Millis>,
-    coverage: Coverage,
+    coverage: CoverageCounts,
     /// Per block group, how many POIs reach it within each travel time.
     reach: BTreeMap<u32, Vec<u32>>,
     /// Nearest POI in a straight line to every block group's centroid.
@@ -490,8 +483,9 @@ struct Accumulated {
 }
 
 impl Accumulated {
-    /// Adds a batch's record, but for its coverage (the caller adds cells or delta).
-    fn apply(&mut self, rec: &BatchRecord, network: &Network) {
+    /// Adds a batch's record.
+    fn apply(&mut self, rec: &BatchRecord, network: &Network) -> Result<()> {
+        self.coverage.apply(&rec.coverage)?;
         for &(bg, ti, n) in &rec.reach {
             let counts = self
                 .reach
@@ -528,6 +522,7 @@ impl Accumulated {
         for (s, t) in self.stage_seconds.iter_mut().zip(rec.stage_seconds) {
             *s += t;
         }
+        Ok(())
     }
 }
 
@@ -542,7 +537,6 @@ struct RunSink {
 
 impl BatchSink for RunSink {
     fn batch(&mut self, b: BatchResult) -> Result<()> {
-        let coverage_delta = self.acc.coverage.improve(&b.coverage);
         let rejects: Vec<Reject> = b.rejects.iter().map(|r| r.1.clone()).collect();
         self.streams.write(&b.features, &rejects)?;
         fault_point("sink", b.id);
@@ -550,7 +544,7 @@ impl BatchSink for RunSink {
             records: b.records,
             processed: b.processed,
             rejected: rejects.len() as u32,
-            coverage_delta,
+            coverage: b.coverage,
             reach: b.reach,
             stage_seconds: b.stage_seconds,
             streams: self.streams.progress()?,
@@ -559,7 +553,6 @@ impl BatchSink for RunSink {
             cp.commit(b.id, &rec)?;
             fault_point("commit", b.id);
         }
-        self.acc.apply(&rec, &self.network.network);
-        Ok(())
+        self.acc.apply(&rec, &self.network.network)
     }
 }

@@ -354,8 +354,8 @@ pub fn network_nearest(
 /// f64 arithmetic), whatever the batches and their order.
 ///
 /// State: for every graph node the best label so far, the lexicographic minimum of
-/// (time, POI index) over the POIs added, with the road length of that path (16 bytes a
-/// node); for every target its snap and the best POI on its own link so far.
+/// (time, POI index, road length) over the paths from the POIs added (16 bytes a node); for
+/// every target its snap and the best POI on its own link so far.
 ///
 /// [`NetworkFold::add`] runs a multi-source Dijkstra from the batch's seeds that relaxes a node
 /// only when its new label is better than the node's label so far. That pruning is exact:
@@ -388,10 +388,12 @@ impl Label {
         length_m: 0.0,
     };
 
-    /// (time, POI) as one integer: smaller is better.
+    /// Whether this label beats `other`: earlier, then from the smaller POI index, then
+    /// shorter. A total order on paths, so the labels a search ends with do not depend on the
+    /// order it relaxes edges in, nor on how the POIs were split into batches or epochs.
     #[inline]
-    fn key(time_ms: Millis, poi: u32) -> u64 {
-        ((time_ms as u64) << 32) | poi as u64
+    fn beats(&self, other: &Label) -> bool {
+        (self.time_ms, self.poi, self.length_m) < (other.time_ms, other.poi, other.length_m)
     }
 
     fn reached(&self) -> bool {
@@ -499,9 +501,8 @@ impl NetworkFold {
         self.search(network, pois)
     }
 
-    /// The pruned multi-source Dijkstra from the seeds of `pois` (see the type's docs). Same
-    /// relaxation order and tie rule as [`Workspace::run`], so the lengths of tied paths are
-    /// the ones it would keep.
+    /// The pruned multi-source Dijkstra from the seeds of `pois` (see the type's docs), with
+    /// [`Workspace::run`]'s tie rule ([`Label::beats`]).
     fn search(&mut self, network: &Network, pois: &[(u32, Snap)]) -> usize {
         let g = &network.graph;
         let labels = &mut self.labels;
@@ -524,13 +525,13 @@ impl NetworkFold {
                 if seed.time_ms > LIMIT {
                     continue;
                 }
-                let old = labels[n];
-                if Label::key(seed.time_ms, seed.origin) < Label::key(old.time_ms, old.poi) {
-                    labels[n] = Label {
-                        time_ms: seed.time_ms,
-                        poi: seed.origin,
-                        length_m: seed.length_m,
-                    };
+                let label = Label {
+                    time_ms: seed.time_ms,
+                    poi: seed.origin,
+                    length_m: seed.length_m,
+                };
+                if label.beats(&labels[n]) {
+                    labels[n] = label;
                     s.heap.push(Reverse(pack(seed.time_ms, seed.node)));
                 }
             }
@@ -552,13 +553,13 @@ impl NetworkFold {
                 if t > LIMIT || s.done[v] == generation {
                     continue;
                 }
-                let old = labels[v];
-                if Label::key(t, label.poi) < Label::key(old.time_ms, old.poi) {
-                    labels[v] = Label {
-                        time_ms: t,
-                        poi: label.poi,
-                        length_m: label.length_m + g.edge_length_m(e as u32),
-                    };
+                let offer = Label {
+                    time_ms: t,
+                    poi: label.poi,
+                    length_m: label.length_m + g.edge_length_m(e as u32),
+                };
+                if offer.beats(&labels[v]) {
+                    labels[v] = offer;
                     s.heap.push(Reverse(pack(t, v as NodeId)));
                 }
             }

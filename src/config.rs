@@ -122,7 +122,7 @@ impl RunSettings {
 }
 
 /// Where POIs come from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PoiSource {
     /// A CSV, GeoJSON or JSON file.
     File(PathBuf),
@@ -131,7 +131,7 @@ pub enum PoiSource {
 }
 
 /// A validated run configuration.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     /// Run name.
     pub name: String,

@@ -256,8 +256,8 @@ fn reach_updates(batch: u64, reach: &ReachCounts) -> Vec<ReachUpdate> {
 pub struct WorkerState {
     /// Recently used network slices.
     pub cache: SliceCache,
-    iso: IsochroneWorkspace,
-    join: JoinWorkspace,
+    pub(crate) iso: IsochroneWorkspace,
+    pub(crate) join: JoinWorkspace,
 }
 
 impl WorkerState {

@@ -361,6 +361,21 @@ pub fn process_cluster(
     out
 }
 
+/// The block groups `iso` reaches, each with whether it does within each travel time (the
+/// census-join stage).
+pub fn reach_of(
+    ctx: &RunContext,
+    iso: &PoiIsochrone,
+    ws: &mut WorkerState,
+) -> Vec<(u32, Vec<bool>)> {
+    let limits = ctx.params.limits_ms();
+    join_poi(&ctx.census, iso, &mut ws.join)
+        .block_groups
+        .into_iter()
+        .map(|(bg, time)| (bg, limits.iter().map(|l| time <= *l).collect()))
+        .collect()
+}
+
 /// Whether [`process_poi`] outlines the isochrones (a POI taken out needs none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outlines {
@@ -408,12 +423,7 @@ pub fn process_poi(
     seconds[0] += t.elapsed().as_secs_f64();
     let iso = result?;
     let t = Instant::now();
-    let limits = ctx.params.limits_ms();
-    let reach = join_poi(&ctx.census, &iso, &mut ws.join)
-        .block_groups
-        .into_iter()
-        .map(|(bg, time)| (bg, limits.iter().map(|l| time <= *l).collect()))
-        .collect();
+    let reach = reach_of(ctx, &iso, ws);
     let processed = ProcessedPoi {
         poi: k,
         id: poi.id.clone(),

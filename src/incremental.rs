@@ -31,11 +31,10 @@
 
 use crate::checkpoint::{Checkpoint, encode};
 use crate::config::RunConfig;
-use crate::dataflow::{Outlines, ProcessedPoi, RunContext, WorkerState, process_poi};
+use crate::dataflow::{Outlines, ProcessedPoi, RunContext, WorkerState, process_poi, reach_of};
 use crate::error::{Error, Result};
 use crate::output::{self, GEOJSON_FOOTER, GEOJSON_HEADER, census_header, census_record};
 use crate::pipeline::{Accumulated, BatchRecord, KEY_COMPLETE, KEY_RUN, StageTimer};
-use crate::stages::census_join::join_poi;
 use crate::stages::isochrone::poi_isochrone;
 use crate::stages::network::NetworkSlice;
 use crate::types::Reject;
@@ -168,7 +167,7 @@ pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
     if let Some(p) = cp.get::<Pending>(KEY_PENDING)? {
         // The last epoch's state is committed but its outputs may be half-written.
         apply_outputs(out, &p)?;
-        write_census(out, &state, &ctx, &acs, &cfg)?;
+        write_census(out, &acs, &rows_by_key(&state, &ctx, &acs, &cfg))?;
         cp.put_all(&[(KEY_PENDING, None)])?;
     } else if stale.exists() {
         // Written by an epoch that died before its commit.
@@ -200,13 +199,13 @@ pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
     let mut removed_ordinals = Vec::new();
     if !change.remove_ids.is_empty() {
         let wanted: HashSet<&str> = change.remove_ids.iter().map(String::as_str).collect();
-        let mut found: HashSet<&str> = HashSet::new();
+        let mut found: HashSet<String> = HashSet::new();
         let mut gone = HashSet::new();
         let mut ordinal = 0u64;
         let per_poi = ctx.params.travel_times_min.len() as u64;
         for p in state.pois.iter_mut().filter(|p| p.active) {
             if wanted.contains(p.poi.id.as_str()) {
-                found.insert(wanted.get(p.poi.id.as_str()).copied().unwrap_or_default());
+                found.insert(p.poi.id.clone());
                 p.active = false;
                 gone.insert(p.poi.poi);
                 removed_ordinals.extend(ordinal..ordinal + per_poi);
@@ -219,27 +218,15 @@ pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
                     &mut ws.iso,
                 );
                 state.acc.coverage.add(&iso, -1)?;
-                let limits = ctx.params.limits_ms();
-                for (bg, time) in join_poi(&ctx.census, &iso, &mut ws.join).block_groups {
-                    touched.insert(bg);
-                    let counts = state.acc.reach.entry(bg).or_default();
-                    for (c, l) in counts.iter_mut().zip(&limits) {
-                        if time <= *l {
-                            *c = c.checked_sub(1).ok_or_else(|| {
-                                Error::State(format!("reach count of block group {bg} below zero"))
-                            })?;
-                        }
-                    }
-                    if counts.iter().all(|c| *c == 0) {
-                        state.acc.reach.remove(&bg);
-                    }
-                }
+                let reach = reach_of(&ctx, &iso, &mut ws);
+                touched.extend(reach.iter().map(|r| r.0));
+                state.acc.count_reach(&reach, -1)?;
                 report.pois_removed += 1;
             }
             ordinal += per_poi;
         }
         for id in &change.remove_ids {
-            if !found.contains(id.as_str()) {
+            if !found.contains(id) {
                 reject(Reject {
                     source: "remove".into(),
                     id: Some(id.clone()),
@@ -281,17 +268,8 @@ pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
                 match process_poi(&ctx, &whole, &poi, seq, Outlines::Yes, &mut ws, &mut secs) {
                     Ok(work) => {
                         state.acc.coverage.add(&work.isochrone, 1)?;
-                        for (bg, within) in work.reach {
-                            touched.insert(bg);
-                            let counts = state
-                                .acc
-                                .reach
-                                .entry(bg)
-                                .or_insert_with(|| vec![0; within.len()]);
-                            for (c, w) in counts.iter_mut().zip(within) {
-                                *c += u32::from(w);
-                            }
-                        }
+                        touched.extend(work.reach.iter().map(|r| r.0));
+                        state.acc.count_reach(&work.reach, 1)?;
                         let p = work.processed;
                         if let Some(f) = &mut state.acc.straight {
                             f.add(&[(p.poi, p.xy)]);
@@ -396,7 +374,7 @@ pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
         (KEY_PENDING, Some(encode(&pending))),
     ])?;
     apply_outputs(out, &pending)?;
-    write_census(out, &state, &ctx, &acs, &cfg)?;
+    write_census(out, &acs, &after)?;
     cp.put_all(&[(KEY_PENDING, None)])?;
     report.latency_s = t.elapsed().as_secs_f64();
     report.load_s = load_s;
@@ -493,18 +471,20 @@ fn poi_names(state: &LiveState) -> HashMap<u32, (String, String)> {
         .collect()
 }
 
-/// Writes `census.csv` from the state.
+/// Writes `census.csv` from its rows as [`rows_by_key`] gives them (their key order, travel
+/// time then GEOID, is the file's order).
 fn write_census(
     out: &Path,
-    state: &LiveState,
-    ctx: &RunContext,
     acs: &crate::census::AcsTable,
-    cfg: &RunConfig,
+    rows: &BTreeMap<(u32, String), Vec<String>>,
 ) -> Result<()> {
-    let rows = crate::pipeline::census_rows(&state.acc, &ctx.census, &ctx.params, acs);
-    let names = poi_names(state);
     output::write_atomic(&out.join("census.csv"), |w| {
-        output::write_census(w, &rows, &names, &acs.variables, cfg.analysis.mode)
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(census_header(&acs.variables))?;
+        for row in rows.values() {
+            csv.write_record(row)?;
+        }
+        csv.flush()
     })
 }
 

@@ -53,6 +53,13 @@ fn random_pois(rng: &mut u64, prefix: &str, n: usize) -> Vec<Row> {
 
 /// Runs the DC drive analysis (10 minutes, two travel times) over `pois` into `out`.
 fn run(pois: &Path, out: &Path, checkpoint: Option<&Path>) {
+    let args = run_args(pois, out, checkpoint);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    socialmapper(&args);
+}
+
+/// The arguments of [`run`].
+fn run_args(pois: &Path, out: &Path, checkpoint: Option<&Path>) -> Vec<String> {
     let dc = |f: &str| data_dir().join("dc").join(f).display().to_string();
     let (pois, out) = (pois.display().to_string(), out.display().to_string());
     let mut args = vec![
@@ -77,8 +84,19 @@ fn run(pois: &Path, out: &Path, checkpoint: Option<&Path>) {
         Some(cp) => args.extend(["--checkpoint".into(), cp.display().to_string()]),
         None => args.push("--no-checkpoint".into()),
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    socialmapper(&args);
+    args
+}
+
+/// `socialmapper add|remove --checkpoint cp FLAG VALUE`.
+fn update(verb: &str, cp: &Path, flag: &str, value: &str) {
+    socialmapper(&[
+        "-q",
+        verb,
+        "--checkpoint",
+        &cp.display().to_string(),
+        flag,
+        value,
+    ]);
 }
 
 fn same_outputs(a: &Path, b: &Path, what: &str) {
@@ -135,26 +153,17 @@ fn updates_equal_fresh_runs_and_the_changelog_replays_into_census() {
                 .map(|p| p.0.clone())
                 .collect();
             pois.retain(|p| !ids.contains(&p.0));
-            socialmapper(&[
-                "-q",
-                "remove",
-                "--checkpoint",
-                &cp.display().to_string(),
-                "--ids",
-                &ids.join(","),
-            ]);
+            update("remove", &cp, "--ids", &ids.join(","));
         } else {
             let new = random_pois(&mut rng, &format!("s{step}_"), 1 + step % 3);
             write_pois(&t.join("add.csv"), &new);
             pois.extend(new);
-            socialmapper(&[
-                "-q",
+            update(
                 "add",
-                "--checkpoint",
-                &cp.display().to_string(),
+                &cp,
                 "--pois",
                 &t.join("add.csv").display().to_string(),
-            ]);
+            );
         }
         epoch += 1;
         write_pois(&t.join("now.csv"), &pois);
@@ -202,23 +211,18 @@ fn updates_equal_fresh_runs_and_the_changelog_replays_into_census() {
         std::fs::read(live.join("census.csv")).expect("census"),
         std::fs::read(live.join("isochrones.geojson")).expect("geojson"),
     );
-    let cp_s = cp.display().to_string();
-    socialmapper(&[
-        "-q",
+    update(
         "add",
-        "--checkpoint",
-        &cp_s,
+        &cp,
         "--pois",
         &t.join("extra.csv").display().to_string(),
-    ]);
-    socialmapper(&[
-        "-q",
+    );
+    update(
         "remove",
-        "--checkpoint",
-        &cp_s,
+        &cp,
         "--pois",
         &t.join("extra.csv").display().to_string(),
-    ]);
+    );
     let after = (
         std::fs::read(live.join("census.csv")).expect("census"),
         std::fs::read(live.join("isochrones.geojson")).expect("geojson"),
@@ -231,32 +235,7 @@ fn updates_equal_fresh_runs_and_the_changelog_replays_into_census() {
 
     // The checkpoint now describes the updated run: running the old command again is refused.
     let o = Command::new(env!("CARGO_BIN_EXE_socialmapper"))
-        .args([
-            "-q",
-            "run",
-            "--pois",
-            &t.join("base.csv").display().to_string(),
-            "--checkpoint",
-            &cp_s,
-            "--out",
-            &live.display().to_string(),
-            "--network",
-            &data_dir().join("dc/roads.osm.pbf").display().to_string(),
-            "--block-groups",
-            &data_dir()
-                .join("dc/cb_2020_11_bg_500k.zip")
-                .display()
-                .to_string(),
-            "--acs",
-            &data_dir()
-                .join("dc/acs5_2021_bg_api.json")
-                .display()
-                .to_string(),
-            "--mode",
-            "drive",
-            "--travel-time",
-            "3,6",
-        ])
+        .args(run_args(&t.join("base.csv"), &live, Some(&cp)))
         .output()
         .expect("run");
     assert!(!o.status.success());
@@ -276,14 +255,12 @@ fn an_added_poi_recomputes_exactly_the_block_groups_it_can_affect() {
     write_pois(&t.join("all.csv"), &all);
     let (cp, live) = (t.join("cp"), t.join("live"));
     run(&t.join("base.csv"), &live, Some(&cp));
-    socialmapper(&[
-        "-q",
+    update(
         "add",
-        "--checkpoint",
-        &cp.display().to_string(),
+        &cp,
         "--pois",
         &t.join("new.csv").display().to_string(),
-    ]);
+    );
     let epochs = std::fs::read_to_string(live.join("epochs.jsonl")).expect("epochs");
     let report: serde_json::Value =
         serde_json::from_str(epochs.lines().last().expect("a line")).expect("JSON");

@@ -377,7 +377,9 @@ impl CoverageCounts {
                     tile = self.tile_mut(key, n);
                 }
                 let Some(d) = counts.next() else {
-                    return Err(underflow());
+                    return Err(crate::error::Error::State(
+                        "a coverage delta has fewer counts than cells".into(),
+                    ));
                 };
                 for (e, d) in tile[at * n..at * n + n].iter_mut().zip(d) {
                     match e.checked_add_signed(*d) {

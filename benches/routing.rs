@@ -15,7 +15,7 @@ use criterion::{Criterion, Throughput, criterion_group};
 use socialmapper::config::{Analysis, RunSettings};
 use socialmapper::graph::dijkstra::Workspace;
 use socialmapper::output::IsochroneFeature;
-use socialmapper::stages::census_join::Coverage;
+use socialmapper::stages::census_join::CoverageCounts;
 use socialmapper::stages::census_join::{CensusIndex, JoinWorkspace, join_poi};
 use socialmapper::stages::isochrone::{
     IsochroneParams, IsochroneWorkspace, LinkCells, poi_isochrone,
@@ -95,7 +95,7 @@ fn region_profile(dir: &Path) {
     let (mut cells, mut settled) = (0usize, 0usize);
     for rep in 0..=reps {
         let mut took = [0.0; 4];
-        let mut coverage = Coverage::default();
+        let mut coverage = CoverageCounts::new(&params.limits_ms());
         (cells, settled) = (0, 0);
         for (k, s) in snaps.iter().enumerate() {
             // The search alone, to split the isochrone's time into search and raster.
@@ -106,7 +106,7 @@ fn region_profile(dir: &Path) {
             let iso = poi_isochrone(&net, &link_cells, &params, k as u32, *s, &mut iso_ws);
             took[0] += t.elapsed().as_secs_f64();
             let t = Instant::now();
-            coverage.add(&iso);
+            coverage.add(&iso, 1).expect("adding counts");
             black_box(join_poi(&census, &iso, &mut join_ws));
             took[1] += t.elapsed().as_secs_f64();
             let t = Instant::now();
@@ -115,7 +115,7 @@ fn region_profile(dir: &Path) {
             cells += iso.cells.len();
             settled += iso.settled_nodes as usize;
         }
-        black_box(coverage.into_sorted_cells());
+        black_box(coverage.to_delta());
         if rep > 0 {
             for (b, t) in best.iter_mut().zip(took) {
                 *b = b.min(t);

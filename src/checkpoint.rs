@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Version of the layout above; a checkpoint of another version is refused.
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 
 /// Everything a run's results depend on. A checkpoint is only resumed by a run with the same
 /// fingerprint.
@@ -108,7 +108,8 @@ fn key(prefix: &[u8], id: u64) -> Vec<u8> {
     k
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+/// A value as the checkpoint stores it (bincode 2, standard configuration).
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     // Encoding plain serde data into a Vec cannot fail.
     bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap_or_default()
 }
@@ -125,6 +126,41 @@ impl Checkpoint {
     /// directory that is not a checkpoint, a corrupt one, or one made with another
     /// configuration is refused and left as it is.
     pub fn open(dir: &Path, fingerprint: &Fingerprint, fresh: bool) -> Result<Checkpoint> {
+        let (cp, stored) = Checkpoint::open_with(dir, Some(fingerprint), fresh)?;
+        if let Some(stored) = stored
+            && &stored != fingerprint
+        {
+            return Err(Error::Config(format!(
+                "the checkpoint in {} was made with a different configuration: {}; use --fresh to discard it, or another --checkpoint",
+                dir.display(),
+                stored.differences(fingerprint).join("; ")
+            )));
+        }
+        Ok(cp)
+    }
+
+    /// Opens an existing checkpoint, whatever its fingerprint, which it returns (for
+    /// `socialmapper add` and `remove`, which compare only the inputs they use).
+    pub fn open_existing(dir: &Path) -> Result<(Checkpoint, Fingerprint)> {
+        if !dir.join("CURRENT").is_file() {
+            return Err(Error::input(
+                dir,
+                "no socialmapper checkpoint here (run `socialmapper run` with --checkpoint first)",
+            ));
+        }
+        let (cp, stored) = Checkpoint::open_with(dir, None, false)?;
+        let stored =
+            stored.ok_or_else(|| Error::input(dir, "the checkpoint has no fingerprint"))?;
+        Ok((cp, stored))
+    }
+
+    /// Opens (or, given a fingerprint, creates) the checkpoint in `dir`; returns the stored
+    /// fingerprint of an existing one.
+    fn open_with(
+        dir: &Path,
+        fingerprint: Option<&Fingerprint>,
+        fresh: bool,
+    ) -> Result<(Checkpoint, Option<Fingerprint>)> {
         let fix = "(use --fresh to discard it and start over)";
         if fresh && dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| {
@@ -140,6 +176,9 @@ impl Checkpoint {
                 dir,
                 format!("this directory is not a socialmapper checkpoint {fix}"),
             ));
+        }
+        if !existing && fingerprint.is_none() {
+            return Err(Error::input(dir, "no socialmapper checkpoint here"));
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
         let mut opts = rocksdb::Options::default();
@@ -175,23 +214,56 @@ impl Checkpoint {
             let stored: Fingerprint = decode(&stored).map_err(|e| {
                 Error::input(dir, format!("corrupt checkpoint metadata: {e} {fix}"))
             })?;
-            if &stored != fingerprint {
-                return Err(Error::Config(format!(
-                    "the checkpoint in {} was made with a different configuration: {}; use --fresh to discard it, or another --checkpoint",
-                    dir.display(),
-                    stored.differences(fingerprint).join("; ")
-                )));
-            }
-        } else {
-            let mut wb = rocksdb::WriteBatch::default();
-            wb.put(KEY_FORMAT, FORMAT.to_le_bytes());
-            wb.put(KEY_FINGERPRINT, encode(fingerprint));
-            db.write(wb).map_err(|e| Error::output(dir, e))?;
+            return Ok((
+                Checkpoint {
+                    db,
+                    dir: dir.to_path_buf(),
+                },
+                Some(stored),
+            ));
         }
-        Ok(Checkpoint {
-            db,
-            dir: dir.to_path_buf(),
-        })
+        let mut wb = rocksdb::WriteBatch::default();
+        wb.put(KEY_FORMAT, FORMAT.to_le_bytes());
+        if let Some(f) = fingerprint {
+            wb.put(KEY_FINGERPRINT, encode(f));
+        }
+        db.write(wb).map_err(|e| Error::output(dir, e))?;
+        Ok((
+            Checkpoint {
+                db,
+                dir: dir.to_path_buf(),
+            },
+            None,
+        ))
+    }
+
+    /// The value stored under `name` (outside the batch records), if any.
+    pub fn get<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<Option<T>> {
+        let bytes = self
+            .db
+            .get(name.as_bytes())
+            .map_err(|e| Error::input(&self.dir, format!("cannot read {name}: {e}")))?;
+        bytes
+            .map(|b| {
+                decode(&b).map_err(|e| {
+                    Error::input(&self.dir, format!("corrupt {name} in the checkpoint: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Stores every `(name, value)` (`None` deletes) in one atomic write.
+    pub fn put_all(&self, items: &[(&str, Option<Vec<u8>>)]) -> Result<()> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for (name, value) in items {
+            match value {
+                Some(v) => wb.put(name.as_bytes(), v),
+                None => wb.delete(name.as_bytes()),
+            }
+        }
+        self.db
+            .write(wb)
+            .map_err(|e| Error::output(&self.dir, format!("cannot write the checkpoint: {e}")))
     }
 
     /// How many batches are committed: batches `0 .. n` (they are committed in order).

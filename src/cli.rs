@@ -33,6 +33,36 @@ pub enum Command {
     /// Write a deterministic synthetic region of any size (a real .osm.pbf, block groups, ACS
     /// values, POIs and a flow.toml) for benchmarks.
     Synth(SynthArgs),
+    /// Add POIs to a finished, checkpointed run: only what they change is computed; the outputs
+    /// are updated in place and the changed rows appended to changes.jsonl.
+    Add(AddArgs),
+    /// Take POIs out of a finished, checkpointed run, by id (as `add`, the other way).
+    Remove(RemoveArgs),
+}
+
+/// Flags of `socialmapper add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The run's checkpoint directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// POIs to add (CSV, GeoJSON or JSON, as `run` reads them), appended in file order.
+    #[arg(long)]
+    pub pois: PathBuf,
+}
+
+/// Flags of `socialmapper remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The run's checkpoint directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Ids of the POIs to take out, comma-separated (every POI with such an id goes).
+    #[arg(long, value_delimiter = ',', required_unless_present = "pois")]
+    pub ids: Vec<String>,
+    /// A POI file whose ids are taken out (its other columns are not read).
+    #[arg(long, conflicts_with = "ids")]
+    pub pois: Option<PathBuf>,
 }
 
 /// Flags of `socialmapper synth`.

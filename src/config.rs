@@ -173,7 +173,7 @@ impl RunSettings {
 }
 
 /// Where POIs come from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PoiSource {
     /// A CSV, GeoJSON or JSON file.
     File(PathBuf),
@@ -204,7 +204,7 @@ pub const GEOCODER_URL: &str = "https://geocoding.geo.census.gov/geocoder";
 pub const DEFAULT_ACS_YEAR: u32 = 2023;
 
 /// How inputs that are not local files are fetched.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OnlineConfig {
     /// Overpass interpreter URL.
     pub overpass_url: String,
@@ -241,7 +241,7 @@ pub struct OnlineConfig {
 }
 
 /// A validated run configuration.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     /// Run name.
     pub name: String,

@@ -25,14 +25,15 @@
 
 use crate::error::{Error, Result};
 use crate::geom::albers::to_5070;
-use crate::geom::grid::Cell;
 use crate::graph::Millis;
 use crate::graph::snap::Snap;
 use crate::output::IsochroneFeature;
 use crate::poi::PoiRecord;
-use crate::stages::census_join::{CensusIndex, Coverage, JoinWorkspace, join_poi};
+use crate::stages::census_join::{
+    CensusIndex, CoverageCounts, CoverageDelta, JoinWorkspace, join_poi,
+};
 use crate::stages::cluster::{Cluster, ClusterParams, cluster_batch};
-use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, isochrone_of, minutes_to_ms};
+use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, PoiIsochrone, isochrone_of};
 use crate::stages::network::{NetworkSlice, NetworkSource, SliceCache};
 use crate::types::{Mode, Poi, Reject};
 use geo::Coord;
@@ -119,11 +120,16 @@ pub struct PoiBatch {
     pub records: Vec<PoiRecord>,
 }
 
-/// A processed POI: where it met the network.
+/// A processed POI: who it is and where it met the network (what the distance stage and a
+/// later `socialmapper add` or `remove` need of it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcessedPoi {
     /// Record index.
     pub poi: u32,
+    /// The POI's id.
+    pub id: String,
+    /// The POI's name.
+    pub name: String,
     /// Snap point.
     pub snap: Snap,
     /// The POI's own position, EPSG:5070.
@@ -168,8 +174,8 @@ pub struct ClusterOutput {
     pub rejects: Vec<(u32, Reject)>,
     /// Outlines: per POI (record index) one per travel time.
     pub features: Vec<(u32, IsochroneFeature)>,
-    /// The union of the cluster's isochrones: earliest time per cell, sorted by cell.
-    pub coverage: Vec<(Cell, Millis)>,
+    /// How many of the cluster's POIs reach each cell within each travel time.
+    pub coverage: CoverageDelta,
     /// Block groups reached.
     pub reach: ReachCounts,
     /// Seconds spent in the isochrone, census-join and outline stages.
@@ -191,8 +197,8 @@ pub struct BatchResult {
     pub rejects: Vec<(u32, Reject)>,
     /// Outlines, in record order, then travel time.
     pub features: Vec<IsochroneFeature>,
-    /// The union of the batch's isochrones, sorted by cell.
-    pub coverage: Vec<(Cell, Millis)>,
+    /// How many of the batch's POIs reach each cell within each travel time.
+    pub coverage: CoverageDelta,
     /// The reach counts the batch changed, with their new values.
     pub reach: ReachChanges,
     /// Seconds spent in the isochrone, census-join and outline stages.
@@ -202,20 +208,22 @@ pub struct BatchResult {
 impl BatchResult {
     /// Reassembles a batch from all its clusters (in any order). Its reach changes come from
     /// the reach-count collection, not from the clusters (whose `reach` is left out).
-    pub fn assemble(id: u64, mut parts: Vec<ClusterOutput>) -> BatchResult {
+    /// `limits` are the travel times, ms, ascending.
+    pub fn assemble(id: u64, mut parts: Vec<ClusterOutput>, limits: &[Millis]) -> BatchResult {
         parts.sort_by_key(|p| p.index);
         let mut b = BatchResult {
             id,
             ..Default::default()
         };
-        let mut coverage = Coverage::default();
+        let mut coverage = CoverageCounts::new(limits);
         let mut features = Vec::new();
         for p in parts {
             b.records += p.batch_records;
             b.processed.extend(p.processed);
             b.rejects.extend(p.rejects);
             features.extend(p.features);
-            coverage.add_cells(&p.coverage);
+            // Counts of disjoint POI sets only grow: the sum cannot underflow.
+            let _ = coverage.apply(&p.coverage);
             for (s, t) in b.stage_seconds.iter_mut().zip(p.stage_seconds) {
                 *s += t;
             }
@@ -225,7 +233,7 @@ impl BatchResult {
         // Stable: each POI's features stay in travel-time order.
         features.sort_by_key(|f| f.0);
         b.features = features.into_iter().map(|f| f.1).collect();
-        b.coverage = coverage.into_sorted_cells();
+        b.coverage = coverage.to_delta();
         b
     }
 }
@@ -248,8 +256,8 @@ fn reach_updates(batch: u64, reach: &ReachCounts) -> Vec<ReachUpdate> {
 pub struct WorkerState {
     /// Recently used network slices.
     pub cache: SliceCache,
-    iso: IsochroneWorkspace,
-    join: JoinWorkspace,
+    pub(crate) iso: IsochroneWorkspace,
+    pub(crate) join: JoinWorkspace,
 }
 
 impl WorkerState {
@@ -293,7 +301,7 @@ pub fn process_cluster(
         processed: Vec::with_capacity(cluster.pois.len()),
         rejects: cluster.read_rejects,
         features: Vec::new(),
-        coverage: Vec::new(),
+        coverage: CoverageDelta::default(),
         reach: Vec::new(),
         stage_seconds: [0.0; 3],
         error: None,
@@ -311,66 +319,137 @@ pub fn process_cluster(
     };
     // One POI at a time through every stage, so that a worker holds one POI's raw isochrone
     // cells, not a cluster's.
-    let grid = ctx.params.grid();
-    let limits: Vec<Millis> = ctx
-        .params
-        .travel_times_min
-        .iter()
-        .map(|m| minutes_to_ms(*m))
-        .collect();
-    let mut coverage = Coverage::default();
+    let limits = ctx.params.limits_ms();
+    let mut coverage = CoverageCounts::new(&limits);
     let mut reach: HashMap<u32, Vec<u32>> = HashMap::new();
     let mid = cluster.pois.len() / 2;
     for (n, (k, poi)) in cluster.pois.into_iter().enumerate() {
         if n == mid && cluster.index == 0 {
             fault_point("compute", cluster.batch);
         }
-        let t = Instant::now();
-        let result = isochrone_of(
-            &slice.network,
-            &slice.link_cells,
-            &ctx.params,
+        let work = match process_poi(
+            ctx,
+            &slice,
             &poi,
             k,
-            &mut ws.iso,
-        );
-        out.stage_seconds[0] += t.elapsed().as_secs_f64();
-        let iso = match result {
-            Ok(iso) => iso,
+            Outlines::Yes,
+            ws,
+            &mut out.stage_seconds,
+        ) {
+            Ok(w) => w,
             Err(reject) => {
                 out.rejects.push((k, reject));
                 continue;
             }
         };
-        let t = Instant::now();
-        coverage.add(&iso);
-        for (bg, time) in join_poi(&ctx.census, &iso, &mut ws.join).block_groups {
+        // Counts of one more POI only grow: adding cannot underflow.
+        let _ = coverage.add(&work.isochrone, 1);
+        for (bg, within) in work.reach {
             let counts = reach.entry(bg).or_insert_with(|| vec![0; limits.len()]);
-            for (c, limit) in counts.iter_mut().zip(&limits) {
-                *c += u32::from(time <= *limit);
+            for (c, w) in counts.iter_mut().zip(within) {
+                *c += u32::from(w);
             }
         }
-        out.processed.push(ProcessedPoi {
-            poi: k,
-            snap: iso.snap,
-            xy: to_5070(poi.lon, poi.lat),
-            settled_nodes: iso.settled_nodes,
-        });
-        out.stage_seconds[1] += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for &minutes in &ctx.params.travel_times_min {
-            out.features.push((
-                k,
-                IsochroneFeature::new(&poi, &iso, minutes, ctx.mode, &grid),
-            ));
-        }
-        out.stage_seconds[2] += t.elapsed().as_secs_f64();
+        out.processed.push(work.processed);
+        out.features
+            .extend(work.features.into_iter().map(|f| (k, f)));
     }
-    out.coverage = coverage.into_sorted_cells();
+    out.coverage = coverage.to_delta();
     let mut reach: ReachCounts = reach.into_iter().collect();
     reach.sort_unstable_by_key(|r| r.0);
     out.reach = reach;
     out
+}
+
+/// The block groups `iso` reaches, each with whether it does within each travel time (the
+/// census-join stage).
+pub fn reach_of(
+    ctx: &RunContext,
+    iso: &PoiIsochrone,
+    ws: &mut WorkerState,
+) -> Vec<(u32, Vec<bool>)> {
+    let limits = ctx.params.limits_ms();
+    join_poi(&ctx.census, iso, &mut ws.join)
+        .block_groups
+        .into_iter()
+        .map(|(bg, time)| (bg, limits.iter().map(|l| time <= *l).collect()))
+        .collect()
+}
+
+/// Whether [`process_poi`] outlines the isochrones (a POI taken out needs none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outlines {
+    /// Outline every travel time.
+    Yes,
+    /// Skip the outline stage.
+    No,
+}
+
+/// What one POI contributes to the outputs.
+pub struct PoiWork {
+    /// Its isochrone (for the coverage counts).
+    pub isochrone: PoiIsochrone,
+    /// Who it is and where it met the network.
+    pub processed: ProcessedPoi,
+    /// The block groups it reaches, each with whether it does within each travel time.
+    pub reach: Vec<(u32, Vec<bool>)>,
+    /// Its outlines, one per travel time (none with [`Outlines::No`]).
+    pub features: Vec<IsochroneFeature>,
+}
+
+/// One POI (record index `k`) through the isochrone, census-join and outline stages on
+/// `slice`, timing the stages into `seconds`. A POI with no
+/// usable road nearby is rejected. The run and `socialmapper add`/`remove` share this, so an
+/// update computes exactly what a run would.
+#[allow(clippy::too_many_arguments)]
+pub fn process_poi(
+    ctx: &RunContext,
+    slice: &NetworkSlice,
+    poi: &Poi,
+    k: u32,
+    outlines: Outlines,
+    ws: &mut WorkerState,
+    seconds: &mut [f64; 3],
+) -> std::result::Result<PoiWork, Reject> {
+    let t = Instant::now();
+    let result = isochrone_of(
+        &slice.network,
+        &slice.link_cells,
+        &ctx.params,
+        poi,
+        k,
+        &mut ws.iso,
+    );
+    seconds[0] += t.elapsed().as_secs_f64();
+    let iso = result?;
+    let t = Instant::now();
+    let reach = reach_of(ctx, &iso, ws);
+    let processed = ProcessedPoi {
+        poi: k,
+        id: poi.id.clone(),
+        name: poi.name.clone(),
+        snap: iso.snap,
+        xy: to_5070(poi.lon, poi.lat),
+        settled_nodes: iso.settled_nodes,
+    };
+    seconds[1] += t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let features = match outlines {
+        Outlines::Yes => ctx
+            .params
+            .travel_times_min
+            .iter()
+            .map(|&minutes| IsochroneFeature::new(poi, &iso, minutes, ctx.mode, &ctx.params.grid()))
+            .collect(),
+        Outlines::No => Vec::new(),
+    };
+    seconds[2] += t.elapsed().as_secs_f64();
+    Ok(PoiWork {
+        isochrone: iso,
+        processed,
+        reach,
+        features,
+    })
 }
 
 /// Test hook: when `SOCIALMAPPER_FAULT` is `POINT:BATCH` (`compute:3`, `commit:3`, `sink:3`),
@@ -408,6 +487,8 @@ struct InOrder {
     progress: Arc<SinkProgress>,
     /// The first error a cluster reported: no later batch goes to the sink.
     error: Option<Error>,
+    /// The travel times, ms (to add up the clusters' coverage counts).
+    limits: Vec<Millis>,
 }
 
 impl InOrder {
@@ -422,7 +503,8 @@ impl InOrder {
         parts.push(part);
         if parts.len() == of {
             let parts = self.parts.remove(&id).unwrap_or_default();
-            self.ready.insert(id, BatchResult::assemble(id, parts));
+            self.ready
+                .insert(id, BatchResult::assemble(id, parts, &self.limits));
         }
         self.release();
     }
@@ -586,6 +668,7 @@ pub fn run_batches<S: BatchSink + 'static>(
         to_sink: Some(to_sink),
         progress: sink_progress.clone(),
         error: None,
+        limits: ctx.params.limits_ms(),
     }));
     let source = Arc::new(Mutex::new(Some(records)));
     let source_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
@@ -937,7 +1020,7 @@ mod reach_tests {
     use crate::demo::{TownSpec, synthetic_town};
     use crate::stages::census_join::CensusIndex;
     use crate::stages::cluster::{default_tile_m, reach_radius_m};
-    use crate::stages::isochrone::LinkCells;
+    use crate::stages::isochrone::{LinkCells, minutes_to_ms};
     use crate::stages::network::{LocalExtract, Network};
     use crate::types::Direction;
 

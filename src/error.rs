@@ -17,6 +17,9 @@ pub enum Error {
     /// The run's settings are inconsistent or out of range.
     #[error("configuration: {0}")]
     Config(String),
+    /// The state kept for a run (its checkpoint) does not agree with what is applied to it.
+    #[error("inconsistent run state: {0}")]
+    State(String),
     /// An output could not be written.
     #[error("{}: cannot write: {cause}", path.display())]
     Output {

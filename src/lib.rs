@@ -15,6 +15,7 @@ pub mod demo;
 pub mod error;
 pub mod geom;
 pub mod graph;
+pub mod incremental;
 pub mod online;
 pub mod osm;
 pub mod output;

@@ -45,6 +45,26 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Add(args) => socialmapper::incremental::update(
+            &args.checkpoint,
+            &socialmapper::incremental::Change {
+                add: Some(args.pois),
+                ..Default::default()
+            },
+            cli.quiet,
+        )
+        .map(|_| ()),
+        Command::Remove(args) => remove_ids(&args).and_then(|ids| {
+            socialmapper::incremental::update(
+                &args.checkpoint,
+                &socialmapper::incremental::Change {
+                    remove_ids: ids,
+                    ..Default::default()
+                },
+                cli.quiet,
+            )
+            .map(|_| ())
+        }),
         Command::Variables => {
             for (name, codes) in socialmapper::census::variables::known() {
                 println!("{name:<28} {}", codes.join(","));
@@ -59,6 +79,24 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The ids `socialmapper remove` takes out: given, or read from a POI file's id column.
+fn remove_ids(args: &socialmapper::cli::RemoveArgs) -> socialmapper::Result<Vec<String>> {
+    let Some(path) = &args.pois else {
+        return Ok(args.ids.clone());
+    };
+    let mut ids = Vec::new();
+    let mut stream = socialmapper::poi::open_pois(path)?;
+    while let Some(chunk) = stream.next_chunk(4096)? {
+        for (_, record) in chunk {
+            match record {
+                Ok(p) => ids.push(p.id),
+                Err(r) => ids.extend(r.id),
+            }
+        }
+    }
+    Ok(ids)
 }
 
 fn run(args: socialmapper::cli::RunArgs, show: RunOptions) -> socialmapper::Result<()> {

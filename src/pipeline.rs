@@ -12,14 +12,12 @@ use crate::dataflow::{
     RecordsInMemory, RunContext, fault_point, run_batches,
 };
 use crate::error::{Error, Result};
-use crate::geom::grid::Cell;
 use crate::graph::Millis;
 use crate::osm::OsmRoads;
 use crate::output::{self, CensusRow, NetworkReport, RunReport, StreamProgress, StreamedOutputs};
-use crate::stages::census_join::{CensusIndex, Coverage};
+use crate::stages::census_join::{CensusIndex, CoverageCounts, CoverageDelta};
 use crate::stages::cluster::{ClusterParams, default_tile_m, reach_radius_m};
 use crate::stages::distance::{NetworkFold, StraightFold};
-use crate::stages::isochrone::minutes_to_ms;
 use crate::stages::network::{LocalExtract, Network, NetworkSlice};
 use crate::types::Reject;
 use serde::{Deserialize, Serialize};
@@ -181,55 +179,14 @@ pub fn execute(
         &format!("building the {} network", analysis.mode),
         show.quiet,
     );
-    let network = timer.time("network", || {
-        Network::from_roads(&inputs.roads, analysis.mode, analysis.direction)
-    });
+    let (ctx, whole) = prepare(analysis, &inputs.roads, &inputs.block_groups, &mut timer)?;
     spin.finish_and_clear();
     drop(inputs.roads);
-    let reach_m = reach_radius_m(
-        params.max_snap_m,
-        params.travel_times_min.last().copied().unwrap_or(0),
-        network.top_speed_mps(),
-        params.buffer_m,
-    );
-    let extent = network.extent();
-    let ctx = timer.time("prepare", || RunContext {
-        source: Arc::new(LocalExtract::new(network, &params)),
-        census: CensusIndex::new(&inputs.block_groups, params.grid()),
-        params: params.clone(),
-        cluster: ClusterParams {
-            tile_m: default_tile_m(reach_m),
-            reach_m,
-        },
-        mode: analysis.mode,
-    });
-    let ctx = Arc::new(ctx);
-    let whole = ctx.source.whole().ok_or_else(|| {
-        Error::Config("internal: the network source holds no whole network".into())
-    })?;
+    let reach_m = ctx.cluster.reach_m;
 
     // Batches committed by an earlier run are replayed into the sink; the part files of the
     // streamed outputs go back to where the last of them left them.
-    let limits: Vec<Millis> = params
-        .travel_times_min
-        .iter()
-        .map(|m| minutes_to_ms(*m))
-        .collect();
-    // Distances fold batch by batch into per-block-group (and per-node) state.
-    let centroids: Vec<_> = ctx.census.block_groups.iter().map(|b| b.centroid).collect();
-    let (straight, network_fold) = timer.time("distance", || {
-        (
-            StraightFold::new(centroids.clone()),
-            NetworkFold::new(&whole.network, &centroids, analysis.max_snap_m),
-        )
-    });
-    let mut acc = Accumulated {
-        limits,
-        extent_and_reach: extent.map(|e| (e, reach_m)),
-        straight: Some(straight),
-        network: Some(network_fold),
-        ..Default::default()
-    };
+    let mut acc = timer.time("distance", || Accumulated::new(analysis, &ctx, &whole));
     let mut resume = None;
     let committed = match &checkpoint {
         Some(cp) => {
@@ -237,8 +194,7 @@ pub fn execute(
             timer.time("replay", || -> Result<()> {
                 for id in 0..n {
                     let rec: BatchRecord = cp.load(id)?;
-                    acc.coverage.add_cells(&rec.coverage_delta);
-                    acc.apply(&rec, &whole.network);
+                    acc.apply(&rec, &whole.network)?;
                     resume = Some(rec.streams);
                 }
                 Ok(())
@@ -290,27 +246,13 @@ pub fn execute(
         timer.0.push((stage.to_string(), s));
     }
     let census = &ctx.census;
-
-    // Distances for every block group reached at the longest travel time.
-    let reported: Vec<u32> = acc.reach.keys().copied().collect();
-    let (straight, network_near) = timer.time("distance", || {
-        (
-            acc.straight
-                .as_ref()
-                .map(StraightFold::result)
-                .unwrap_or_default(),
-            acc.network
-                .as_ref()
-                .map(NetworkFold::result)
-                .unwrap_or_default(),
-        )
-    });
     // ACS values fetched online are asked for now, for the block groups reached only.
     let mut described = inputs.described;
     let acs = match inputs.acs_fetch {
         Some(fetch) => {
-            let geoids: Vec<String> = reported
-                .iter()
+            let geoids: Vec<String> = acc
+                .reach
+                .keys()
                 .map(|&bg| census.block_groups[bg as usize].geoid.clone())
                 .collect();
             let (table, notes) = timer.time("fetch_acs", || fetch(&geoids))?;
@@ -319,39 +261,12 @@ pub fn execute(
         }
         None => inputs.acs,
     };
-    // Rows: one per travel time and reached block group, by travel time then GEOID (block
-    // groups are indexed in GEOID order).
-    let mut rows = Vec::new();
-    for (ti, &minutes) in params.travel_times_min.iter().enumerate() {
-        let limit = minutes_to_ms(minutes);
-        for &bg in &reported {
-            let reaching = acc.reach[&bg].get(ti).copied().unwrap_or(0);
-            if reaching == 0 {
-                continue;
-            }
-            let prepared = &census.block_groups[bg as usize];
-            rows.push(CensusRow {
-                geoid: prepared.geoid.clone(),
-                centroid_lonlat: prepared.centroid_lonlat,
-                straight: straight[bg as usize],
-                network: network_near[bg as usize],
-                coverage_share: acc.coverage.share(census, bg, limit),
-                pois_reaching: reaching,
-                minutes,
-                acs: acs.rows.get(&prepared.geoid).cloned(),
-            });
-        }
-    }
+    let rows = timer.time("distance", || census_rows(&acc, census, &params, &acs));
     let union_km2: Vec<(u32, f64)> = params
         .travel_times_min
         .iter()
-        .map(|&m| {
-            (
-                m,
-                acc.coverage
-                    .union_area_km2(&params.grid(), minutes_to_ms(m)),
-            )
-        })
+        .enumerate()
+        .map(|(ti, &m)| (m, acc.coverage.union_area_km2(&params.grid(), ti)))
         .collect();
     // The POIs named as nearest, read again from the source: the run holds none of them.
     let wanted: std::collections::BTreeSet<u32> =
@@ -392,6 +307,13 @@ pub fn execute(
     };
     report.peak_rss_mb = output::peak_rss_bytes().map(|b| b as f64 / 1e6);
     output::write_run_json(out, &report)?;
+    if let Some(cp) = &checkpoint {
+        // The run is whole: `socialmapper add` and `remove` may start from it.
+        cp.put_all(&[(
+            KEY_COMPLETE,
+            Some(crate::checkpoint::encode(&stats.batches)),
+        )])?;
+    }
     if !show.quiet {
         eprint!("{}", report.summary());
     }
@@ -423,16 +345,103 @@ fn pois_named(
 /// Runs the job described by `cfg`.
 pub fn run(cfg: &RunConfig, show: RunOptions) -> Result<RunReport> {
     let checkpoint = match &cfg.checkpoint {
-        Some(dir) => Some(Arc::new(Checkpoint::open(
-            dir,
-            &fingerprint(cfg)?,
-            show.fresh,
-        )?)),
+        Some(dir) => {
+            let cp = Checkpoint::open(dir, &fingerprint(cfg)?, show.fresh)?;
+            if let Some(epoch) = cp.get::<u64>(crate::incremental::KEY_EPOCH)? {
+                return Err(Error::Config(format!(
+                    "the run in {} was updated by `socialmapper add`/`remove` ({epoch} updates): its outputs are current; use --fresh to compute it again from the POI file",
+                    dir.display()
+                )));
+            }
+            // What `socialmapper add` and `remove` need to load the run's inputs again.
+            cp.put_all(&[(KEY_RUN, Some(crate::checkpoint::encode(cfg)))])?;
+            Some(Arc::new(cp))
+        }
         None => None,
     };
     let mut timings = Vec::new();
     let inputs = load_inputs(cfg, &mut timings, show.quiet)?;
     execute(&cfg.analysis, inputs, &cfg.out, timings, show, checkpoint)
+}
+
+/// Checkpoint key: the number of batches of a finished run.
+pub(crate) const KEY_COMPLETE: &str = "meta/complete";
+/// Checkpoint key: the run's configuration.
+pub(crate) const KEY_RUN: &str = "meta/run";
+
+/// Builds what every worker reads (network, link cells, census index, clustering) out of the
+/// parsed inputs; also returns the whole network.
+pub(crate) fn prepare(
+    analysis: &Analysis,
+    roads: &OsmRoads,
+    block_groups: &[BlockGroup],
+    timer: &mut StageTimer,
+) -> Result<(Arc<RunContext>, Arc<NetworkSlice>)> {
+    let params = analysis.isochrone_params();
+    let network = timer.time("network", || {
+        Network::from_roads(roads, analysis.mode, analysis.direction)
+    });
+    let reach_m = reach_radius_m(
+        params.max_snap_m,
+        params.travel_times_min.last().copied().unwrap_or(0),
+        network.top_speed_mps(),
+        params.buffer_m,
+    );
+    let ctx = timer.time("prepare", || RunContext {
+        source: Arc::new(LocalExtract::new(network, &params)),
+        census: CensusIndex::new(block_groups, params.grid()),
+        params: params.clone(),
+        cluster: ClusterParams {
+            tile_m: default_tile_m(reach_m),
+            reach_m,
+        },
+        mode: analysis.mode,
+    });
+    let whole = ctx.source.whole().ok_or_else(|| {
+        Error::Config("internal: the network source holds no whole network".into())
+    })?;
+    Ok((Arc::new(ctx), whole))
+}
+
+/// The rows of `census.csv`: one per travel time and reached block group, by travel time then
+/// GEOID (block groups are indexed in GEOID order).
+pub(crate) fn census_rows(
+    acc: &Accumulated,
+    census: &CensusIndex,
+    params: &crate::stages::isochrone::IsochroneParams,
+    acs: &AcsTable,
+) -> Vec<CensusRow> {
+    let straight = acc
+        .straight
+        .as_ref()
+        .map(StraightFold::result)
+        .unwrap_or_default();
+    let network_near = acc
+        .network
+        .as_ref()
+        .map(NetworkFold::result)
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    for (ti, &minutes) in params.travel_times_min.iter().enumerate() {
+        for (&bg, counts) in &acc.reach {
+            let reaching = counts.get(ti).copied().unwrap_or(0);
+            if reaching == 0 {
+                continue;
+            }
+            let prepared = &census.block_groups[bg as usize];
+            rows.push(CensusRow {
+                geoid: prepared.geoid.clone(),
+                centroid_lonlat: prepared.centroid_lonlat,
+                straight: straight[bg as usize],
+                network: network_near[bg as usize],
+                coverage_share: acc.coverage.share(census, bg, ti),
+                pois_reaching: reaching,
+                minutes,
+                acs: acs.rows.get(&prepared.geoid).cloned(),
+            });
+        }
+    }
+    rows
 }
 
 /// What the results of `cfg` depend on: the analysis settings and the input files' identities.
@@ -474,10 +483,11 @@ pub fn fingerprint(cfg: &RunConfig) -> Result<Fingerprint> {
 
 /// Accumulated wall time per stage, in first-use order.
 #[derive(Default)]
-struct StageTimer(Vec<(String, f64)>);
+pub(crate) struct StageTimer(pub(crate) Vec<(String, f64)>);
 
 impl StageTimer {
-    fn time<T>(&mut self, stage: &str, f: impl FnOnce() -> T) -> T {
+    /// Runs `f`, adding its wall time to `stage`.
+    pub(crate) fn time<T>(&mut self, stage: &str, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let r = f();
         let dt = t.elapsed().as_secs_f64();
@@ -505,15 +515,15 @@ pub fn town_inputs(town: crate::demo::Town) -> Inputs {
 /// and where the streamed outputs stood after it. Outlines are not kept: they are in the
 /// `isochrones.geojson` part file already.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct BatchRecord {
+pub(crate) struct BatchRecord {
     /// Records in the batch.
-    records: u32,
+    pub(crate) records: u32,
     /// POIs processed (snap points and positions feed the distance stage).
-    processed: Vec<ProcessedPoi>,
+    pub(crate) processed: Vec<ProcessedPoi>,
     /// Records rejected.
     rejected: u32,
-    /// Cells whose earliest time this batch improved, with the new time.
-    coverage_delta: Vec<(Cell, Millis)>,
+    /// How many of the batch's POIs reach each cell within each travel time.
+    coverage: CoverageDelta,
     /// The reach counts the batch changed, with their new values.
     reach: ReachChanges,
     /// Seconds in the isochrone, census-join and outline stages.
@@ -524,17 +534,17 @@ struct BatchRecord {
 
 /// What the sink accumulates over batches: bounded by the census tables and the union of the
 /// isochrones (and, for the network distance, the graph), not by the number of POIs.
-#[derive(Default)]
-struct Accumulated {
+#[derive(Default, Serialize, Deserialize)]
+pub(crate) struct Accumulated {
     /// The travel-time limits, ms, ascending.
     limits: Vec<Millis>,
-    coverage: Coverage,
+    pub(crate) coverage: CoverageCounts,
     /// Per block group, how many POIs reach it within each travel time.
-    reach: BTreeMap<u32, Vec<u32>>,
+    pub(crate) reach: BTreeMap<u32, Vec<u32>>,
     /// Nearest POI in a straight line to every block group's centroid.
-    straight: Option<StraightFold>,
+    pub(crate) straight: Option<StraightFold>,
     /// Nearest POI along the network to every block group's centroid.
-    network: Option<NetworkFold>,
+    pub(crate) network: Option<NetworkFold>,
     /// The network extract's extent and the reach radius: a POI closer to the extent's edge
     /// than the radius may have its isochrone cut short by the end of the data.
     extent_and_reach: Option<(geo::Rect<f64>, f64)>,
@@ -547,8 +557,51 @@ struct Accumulated {
 }
 
 impl Accumulated {
-    /// Adds a batch's record, but for its coverage (the caller adds cells or delta).
-    fn apply(&mut self, rec: &BatchRecord, network: &Network) {
+    /// Nothing accumulated yet, for the run of `analysis` on `ctx`.
+    pub(crate) fn new(analysis: &Analysis, ctx: &RunContext, whole: &NetworkSlice) -> Self {
+        let limits = ctx.params.limits_ms();
+        // Distances fold batch by batch into per-block-group (and per-node) state.
+        let centroids: Vec<_> = ctx.census.block_groups.iter().map(|b| b.centroid).collect();
+        Accumulated {
+            coverage: CoverageCounts::new(&limits),
+            limits,
+            extent_and_reach: whole.network.extent().map(|e| (e, ctx.cluster.reach_m)),
+            network: Some(NetworkFold::new(
+                &whole.network,
+                &centroids,
+                analysis.max_snap_m,
+            )),
+            straight: Some(StraightFold::new(centroids)),
+            ..Default::default()
+        }
+    }
+
+    /// Counts the block groups one POI reaches (`sign` +1) or no longer reaches (-1): `reach`
+    /// as [`crate::dataflow::reach_of`] gives it. A block group no POI reaches any more has no
+    /// entry (and no row).
+    pub(crate) fn count_reach(&mut self, reach: &[(u32, Vec<bool>)], sign: i32) -> Result<()> {
+        for (bg, within) in reach {
+            let counts = self
+                .reach
+                .entry(*bg)
+                .or_insert_with(|| vec![0; within.len()]);
+            for (c, w) in counts.iter_mut().zip(within) {
+                if *w {
+                    *c = c.checked_add_signed(sign).ok_or_else(|| {
+                        Error::State(format!("reach count of block group {bg} below zero"))
+                    })?;
+                }
+            }
+            if counts.iter().all(|c| *c == 0) {
+                self.reach.remove(bg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a batch's record.
+    pub(crate) fn apply(&mut self, rec: &BatchRecord, network: &Network) -> Result<()> {
+        self.coverage.apply(&rec.coverage)?;
         for &(bg, ti, n) in &rec.reach {
             let counts = self
                 .reach
@@ -585,6 +638,7 @@ impl Accumulated {
         for (s, t) in self.stage_seconds.iter_mut().zip(rec.stage_seconds) {
             *s += t;
         }
+        Ok(())
     }
 }
 
@@ -599,7 +653,6 @@ struct RunSink {
 
 impl BatchSink for RunSink {
     fn batch(&mut self, b: BatchResult) -> Result<()> {
-        let coverage_delta = self.acc.coverage.improve(&b.coverage);
         let rejects: Vec<Reject> = b.rejects.iter().map(|r| r.1.clone()).collect();
         self.streams.write(&b.features, &rejects)?;
         fault_point("sink", b.id);
@@ -607,7 +660,7 @@ impl BatchSink for RunSink {
             records: b.records,
             processed: b.processed,
             rejected: rejects.len() as u32,
-            coverage_delta,
+            coverage: b.coverage,
             reach: b.reach,
             stage_seconds: b.stage_seconds,
             streams: self.streams.progress()?,
@@ -616,7 +669,6 @@ impl BatchSink for RunSink {
             cp.commit(b.id, &rec)?;
             fault_point("commit", b.id);
         }
-        self.acc.apply(&rec, &self.network.network);
-        Ok(())
+        self.acc.apply(&rec, &self.network.network)
     }
 }

@@ -75,8 +75,9 @@ impl Workspace {
     /// (inclusive; `None` = no limit). Returns the number of settled nodes.
     ///
     /// With several seeds this is a multi-source search: each node ends with the time from its
-    /// nearest source and that source's `origin`. Ties go to the smaller `origin`, so results
-    /// do not depend on seed order.
+    /// nearest source and that source's `origin`. Ties go to the smaller `origin`, then to the
+    /// shorter path, so results do not depend on seed order or on the order edges are relaxed
+    /// in (the incremental distance fold reaches the same labels in another order).
     pub fn run(&mut self, graph: &RoadGraph, seeds: &[Seed], limit_ms: Option<Millis>) -> usize {
         self.search::<true>(graph, seeds, limit_ms)
     }
@@ -114,7 +115,9 @@ impl Workspace {
             let n = s.node as usize;
             let better = self.stamp[n] != generation
                 || s.time_ms < self.dist[n]
-                || (FULL && s.time_ms == self.dist[n] && s.origin < self.origin[n]);
+                || (FULL
+                    && s.time_ms == self.dist[n]
+                    && (s.origin, s.length_m) < (self.origin[n], self.length[n]));
             if better {
                 self.stamp[n] = generation;
                 self.dist[n] = s.time_ms;
@@ -149,17 +152,24 @@ impl Workspace {
                 }
                 // Without origins, an equal time is no improvement (the times are the same).
                 let sv = self.stamp[v];
-                if sv == generation | DONE
-                    || (sv == generation
-                        && (t > self.dist[v]
-                            || (t == self.dist[v] && (!FULL || origin_u >= self.origin[v]))))
+                if sv == generation | DONE || (sv == generation && t > self.dist[v]) {
+                    continue;
+                }
+                let len_v = if FULL {
+                    len_u + graph.edge_length_m(e as u32)
+                } else {
+                    0.0
+                };
+                if sv == generation
+                    && t == self.dist[v]
+                    && (!FULL || (origin_u, len_v) >= (self.origin[v], self.length[v]))
                 {
                     continue;
                 }
                 self.stamp[v] = generation;
                 self.dist[v] = t;
                 if FULL {
-                    self.length[v] = len_u + graph.edge_length_m(e as u32);
+                    self.length[v] = len_v;
                     self.origin[v] = origin_u;
                 }
                 self.heap.push(Reverse(pack(t, v as NodeId)));

@@ -25,7 +25,7 @@ pub const TILE_DEG: f64 = 0.1;
 const QUERY_TIMEOUT_S: u32 = 180;
 
 /// Where to look for POIs.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Area {
     /// A place by name (an OSM area named so), optionally inside a state: `Fuquay-Varina, NC`.
     Place {

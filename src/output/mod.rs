@@ -456,45 +456,73 @@ fn acs_cell(v: Option<f64>) -> String {
 }
 
 fn write_census_csv(w: &mut dyn Write, o: &RunOutputs<'_>) -> std::io::Result<()> {
+    write_census(w, o.rows, o.poi_names, o.acs_variables, o.analysis.mode)
+}
+
+/// Writes `census.csv`: the header, then `rows` in their order.
+pub fn write_census(
+    w: &mut dyn Write,
+    rows: &[CensusRow],
+    poi_names: &HashMap<u32, (String, String)>,
+    acs_variables: &[String],
+    mode: Mode,
+) -> std::io::Result<()> {
     let mut csv = csv::Writer::from_writer(w);
-    let mut header: Vec<&str> = CENSUS_COLUMNS.to_vec();
-    header.extend(o.acs_variables.iter().map(String::as_str));
-    csv.write_record(&header)?;
-    for r in o.rows {
-        let g = &r.geoid;
-        let nearest = r.nearest_poi().and_then(|k| o.poi_names.get(&k));
-        let km = r.straight.map(|s| s.distance_m / 1000.0);
-        let (time_min, net_km) = match r.network {
-            NetworkNearest::Reached {
-                time_ms, length_m, ..
-            } => (Some(ms_to_minutes(time_ms)), Some(length_m / 1000.0)),
-            _ => (None, None),
-        };
-        let mut rec = vec![
-            g.clone(),
-            g[0..2].to_string(),
-            g[0..5].to_string(),
-            g[5..11].to_string(),
-            g[11..12].to_string(),
-            format!("{:.6}", r.centroid_lonlat.0),
-            format!("{:.6}", r.centroid_lonlat.1),
-            nearest.map(|p| p.0.clone()).unwrap_or_default(),
-            nearest.map(|p| p.1.clone()).unwrap_or_default(),
-            opt(km, 4),
-            opt(km.map(|k| k * MILES_PER_KM), 4),
-            opt(time_min, 3),
-            opt(net_km, 4),
-            format!("{:.4}", r.coverage_share),
-            r.pois_reaching.to_string(),
-            r.minutes.to_string(),
-            o.analysis.mode.to_string(),
-        ];
-        for k in 0..o.acs_variables.len() {
-            rec.push(acs_cell(r.acs.as_ref().and_then(|v| v[k])));
-        }
-        csv.write_record(&rec)?;
+    csv.write_record(census_header(acs_variables))?;
+    for r in rows {
+        csv.write_record(census_record(r, poi_names, acs_variables.len(), mode))?;
     }
     csv.flush()
+}
+
+/// The columns of `census.csv`.
+pub fn census_header(acs_variables: &[String]) -> Vec<String> {
+    CENSUS_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(acs_variables.iter().cloned())
+        .collect()
+}
+
+/// The cells of one `census.csv` row, as written.
+pub fn census_record(
+    r: &CensusRow,
+    poi_names: &HashMap<u32, (String, String)>,
+    acs_count: usize,
+    mode: Mode,
+) -> Vec<String> {
+    let g = &r.geoid;
+    let nearest = r.nearest_poi().and_then(|k| poi_names.get(&k));
+    let km = r.straight.map(|s| s.distance_m / 1000.0);
+    let (time_min, net_km) = match r.network {
+        NetworkNearest::Reached {
+            time_ms, length_m, ..
+        } => (Some(ms_to_minutes(time_ms)), Some(length_m / 1000.0)),
+        _ => (None, None),
+    };
+    let mut rec = vec![
+        g.clone(),
+        g[0..2].to_string(),
+        g[0..5].to_string(),
+        g[5..11].to_string(),
+        g[11..12].to_string(),
+        format!("{:.6}", r.centroid_lonlat.0),
+        format!("{:.6}", r.centroid_lonlat.1),
+        nearest.map(|p| p.0.clone()).unwrap_or_default(),
+        nearest.map(|p| p.1.clone()).unwrap_or_default(),
+        opt(km, 4),
+        opt(km.map(|k| k * MILES_PER_KM), 4),
+        opt(time_min, 3),
+        opt(net_km, 4),
+        format!("{:.4}", r.coverage_share),
+        r.pois_reaching.to_string(),
+        r.minutes.to_string(),
+        mode.to_string(),
+    ];
+    for k in 0..acs_count {
+        rec.push(acs_cell(r.acs.as_ref().and_then(|v| v[k])));
+    }
+    rec
 }
 
 /// An output written batch by batch: appended to a part file, whose length after each batch the
@@ -638,8 +666,10 @@ pub struct StreamedOutputs {
     buf: String,
 }
 
-const GEOJSON_HEADER: &[u8] = b"{\"type\":\"FeatureCollection\",\"features\":[";
-const GEOJSON_FOOTER: &[u8] = b"\n]}\n";
+/// What `isochrones.geojson` starts with.
+pub const GEOJSON_HEADER: &[u8] = b"{\"type\":\"FeatureCollection\",\"features\":[";
+/// What `isochrones.geojson` ends with.
+pub const GEOJSON_FOOTER: &[u8] = b"\n]}\n";
 
 impl StreamedOutputs {
     /// Opens the part files in `parts_dir`, resuming at `resume` when a checkpoint recorded
@@ -714,7 +744,7 @@ impl StreamedOutputs {
 }
 
 /// One GeoJSON feature, coordinates as lon/lat with 7 decimals (about 1 cm).
-fn feature_json(buf: &mut String, f: &IsochroneFeature) {
+pub fn feature_json(buf: &mut String, f: &IsochroneFeature) {
     let props = serde_json::json!({
         "poi_id": f.poi_id, "name": f.name, "minutes": f.minutes, "mode": f.mode.as_str(),
         "area_km2": (f.area_km2 * 1e6).round() / 1e6,

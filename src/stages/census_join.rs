@@ -283,119 +283,183 @@ fn tile_of(c: Cell) -> (Cell, usize) {
     )
 }
 
-/// The union of all isochrones: the earliest time any POI reaches each cell. Feeds coverage
-/// shares and union areas.
+/// How many POIs' isochrones hold each cell within each travel time: the union of the
+/// isochrones (a cell is covered within a travel time when its count is above zero), kept as
+/// counts so that a POI can be taken out again (`socialmapper remove`). Feeds coverage shares
+/// and union areas.
 ///
-/// Cells are kept in dense 32 × 32 tiles in a map keyed by tile (`Millis::MAX` = not
-/// covered): adding an isochrone's ~10⁴–10⁵ sorted cells costs a map lookup per tile column
-/// instead of a hash-map insert per cell, which missed the cache every time once the union
-/// outgrew it. Sparse unions (POIs spread over a country) cost at most a tile per few cells.
+/// Counts are cumulative over the travel times: `count[k]` is the number of POIs reaching the
+/// cell within the `k`-th travel time. Cells are kept in dense 32 × 32 tiles (`classes` counts
+/// per cell) in a map keyed by tile: adding an isochrone's ~10⁴–10⁵ sorted cells costs a map
+/// lookup per tile column instead of a hash-map insert per cell, which missed the cache every
+/// time once the union outgrew it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Coverage {
-    tiles: CellMap<Box<[Millis]>>,
+pub struct CoverageCounts {
+    /// The travel-time limits, ms, ascending.
+    limits: Vec<Millis>,
+    tiles: CellMap<Box<[u32]>>,
 }
 
-impl Coverage {
-    /// Adds one isochrone.
-    pub fn add(&mut self, iso: &PoiIsochrone) {
-        self.add_cells(&iso.cells);
+/// A change of [`CoverageCounts`] in a compact, sorted form: what clusters send, what a batch
+/// commits and what a checkpoint replays. Cells come as runs of consecutive `j` in one column
+/// `i`, each with `classes` signed counts, so that a batch touching a million cells takes a
+/// few bytes per cell.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CoverageDelta {
+    /// `(i, j0, length)`: the cells `(i, j0) ..= (i, j0 + length - 1)`, sorted.
+    pub runs: Vec<(i32, i32, u32)>,
+    /// Per cell of the runs, in order, one count change per travel time.
+    pub counts: Vec<i32>,
+}
+
+impl CoverageDelta {
+    /// Whether the delta changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+}
+
+impl CoverageCounts {
+    /// Empty counts for the travel-time limits `limits` (ms, ascending).
+    pub fn new(limits: &[Millis]) -> CoverageCounts {
+        CoverageCounts {
+            limits: limits.to_vec(),
+            tiles: CellMap::default(),
+        }
     }
 
-    /// Adds cells with their times (another coverage's [`Coverage::into_sorted_cells`]).
-    /// Times must be below `Millis::MAX` (isochrone times are at most the longest travel
-    /// time). Any order works; sorted cells are fastest.
-    pub fn add_cells(&mut self, cells: &[(Cell, Millis)]) {
-        let Some(&(first, _)) = cells.first() else {
-            return;
+    fn classes(&self) -> usize {
+        self.limits.len()
+    }
+
+    /// Adds one isochrone (`sign` +1) or takes it out again (`sign` -1).
+    pub fn add(&mut self, iso: &PoiIsochrone, sign: i32) -> crate::error::Result<()> {
+        let Some(&(first, _)) = iso.cells.first() else {
+            return Ok(());
         };
+        let n = self.classes();
+        let limits = std::mem::take(&mut self.limits);
         let mut key = tile_of(first).0;
-        let mut tile = self.tile_mut(key);
-        for &(c, t) in cells {
+        let mut tile = self.tile_mut(key, n);
+        let mut result = Ok(());
+        for &(c, t) in &iso.cells {
             let (k, at) = tile_of(c);
             if k != key {
                 key = k;
-                tile = self.tile_mut(key);
+                tile = self.tile_mut(key, n);
             }
-            let e = &mut tile[at];
-            *e = (*e).min(t);
-        }
-    }
-
-    /// Adds cells with their times and returns those that improved the union (new cells, or
-    /// earlier times), in the order given: what a checkpoint needs to rebuild the union.
-    pub fn improve(&mut self, cells: &[(Cell, Millis)]) -> Vec<(Cell, Millis)> {
-        let mut improved = Vec::new();
-        for &(c, t) in cells {
-            let (key, at) = tile_of(c);
-            let e = &mut self.tile_mut(key)[at];
-            if t < *e {
-                *e = t;
-                improved.push((c, t));
+            for (class, limit) in limits.iter().enumerate() {
+                if t <= *limit {
+                    let e = &mut tile[at * n + class];
+                    match e.checked_add_signed(sign) {
+                        Some(v) => *e = v,
+                        None => result = Err(underflow()),
+                    }
+                }
             }
         }
-        improved
+        self.limits = limits;
+        result
     }
 
-    fn tile_mut(&mut self, key: Cell) -> &mut [Millis] {
+    /// Applies a delta (of counts with the same travel times).
+    pub fn apply(&mut self, delta: &CoverageDelta) -> crate::error::Result<()> {
+        let n = self.classes();
+        let mut counts = delta.counts.chunks_exact(n);
+        let mut result = Ok(());
+        for &(i, j0, len) in &delta.runs {
+            let mut key = Cell { i: i32::MIN, j: 0 };
+            let mut tile: &mut [u32] = &mut [];
+            for j in j0..j0 + len as i32 {
+                let (k, at) = tile_of(Cell { i, j });
+                if k != key {
+                    key = k;
+                    tile = self.tile_mut(key, n);
+                }
+                let Some(d) = counts.next() else {
+                    return Err(crate::error::Error::State(
+                        "a coverage delta has fewer counts than cells".into(),
+                    ));
+                };
+                for (e, d) in tile[at * n..at * n + n].iter_mut().zip(d) {
+                    match e.checked_add_signed(*d) {
+                        Some(v) => *e = v,
+                        None => result = Err(underflow()),
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    fn tile_mut(&mut self, key: Cell, classes: usize) -> &mut [u32] {
         self.tiles
             .entry(key)
-            .or_insert_with(|| vec![Millis::MAX; (TILE * TILE) as usize].into_boxed_slice())
+            .or_insert_with(|| vec![0; (TILE * TILE) as usize * classes].into_boxed_slice())
     }
 
-    /// The earliest time of cell `c`, if covered.
+    /// Whether cell `c` is covered within the `class`-th travel time.
     #[inline]
-    fn time(&self, c: Cell) -> Option<Millis> {
+    fn covered(&self, c: Cell, class: usize) -> bool {
         let (key, at) = tile_of(c);
         self.tiles
             .get(&key)
-            .map(|tile| tile[at])
-            .filter(|t| *t != Millis::MAX)
+            .is_some_and(|tile| tile[at * self.classes() + class] > 0)
     }
 
-    /// The cells with their earliest times, sorted by cell.
-    pub fn into_sorted_cells(self) -> Vec<(Cell, Millis)> {
+    /// All counts as a delta from nothing, sorted by cell: what another `CoverageCounts`
+    /// [`applies`](CoverageCounts::apply) to hold the same counts. Tiles are walked in cell
+    /// order, so no per-cell sort is needed.
+    pub fn to_delta(&self) -> CoverageDelta {
+        let n = self.classes();
         let mut keys: Vec<Cell> = self.tiles.keys().copied().collect();
         keys.sort_unstable();
-        let mut v = Vec::new();
+        let mut d = CoverageDelta::default();
         // Tiles with the same column index `i` cover the same 32 grid columns: for each grid
         // column, walk up through them in order.
         for col in keys.chunk_by(|a, b| a.i == b.i) {
             for di in 0..TILE {
                 for key in col {
                     let tile = &self.tiles[key];
-                    let base = (di * TILE) as usize;
                     for dj in 0..TILE {
-                        let t = tile[base + dj as usize];
-                        if t != Millis::MAX {
-                            let c = Cell {
-                                i: (key.i << TILE_SHIFT) + di,
-                                j: (key.j << TILE_SHIFT) + dj,
-                            };
-                            v.push((c, t));
+                        let at = ((di * TILE + dj) as usize) * n;
+                        let counts = &tile[at..at + n];
+                        if counts.iter().all(|c| *c == 0) {
+                            continue;
                         }
+                        let (i, j) = ((key.i << TILE_SHIFT) + di, (key.j << TILE_SHIFT) + dj);
+                        match d.runs.last_mut() {
+                            Some((ri, rj, len)) if *ri == i && *rj + *len as i32 == j => *len += 1,
+                            _ => d.runs.push((i, j, 1)),
+                        }
+                        d.counts.extend(counts.iter().map(|c| *c as i32));
                     }
                 }
             }
         }
-        v
+        d
     }
 
-    /// Area of the union of the isochrones for `limit_ms`, km².
-    pub fn union_area_km2(&self, grid: &Grid, limit_ms: Millis) -> f64 {
-        let n: usize = self
+    /// Area of the union of the isochrones within the `class`-th travel time, km².
+    pub fn union_area_km2(&self, grid: &Grid, class: usize) -> f64 {
+        let n = self.classes();
+        let covered: usize = self
             .tiles
             .values()
             .map(|tile| {
                 tile.iter()
-                    .filter(|t| **t != Millis::MAX && **t <= limit_ms)
+                    .skip(class)
+                    .step_by(n)
+                    .filter(|c| **c > 0)
                     .count()
             })
             .sum();
-        n as f64 * grid.cell_m * grid.cell_m / 1e6
+        covered as f64 * grid.cell_m * grid.cell_m / 1e6
     }
 
-    /// Share (0..=1) of `bg`'s area inside the union of the isochrones for `limit_ms`.
-    pub fn share(&self, index: &CensusIndex, bg: u32, limit_ms: Millis) -> f64 {
+    /// Share (0..=1) of `bg`'s area inside the union of the isochrones within the `class`-th
+    /// travel time.
+    pub fn share(&self, index: &CensusIndex, bg: u32, class: usize) -> f64 {
         let bg = &index.block_groups[bg as usize];
         if bg.area_m2 <= 0.0 {
             return 0.0;
@@ -403,11 +467,18 @@ impl Coverage {
         let inside: f64 = bg
             .overlaps(&index.grid)
             .iter()
-            .filter(|(c, _)| self.time(*c).is_some_and(|t| t <= limit_ms))
+            .filter(|(c, _)| self.covered(*c, class))
             .map(|(_, a)| a)
             .sum();
         (inside / bg.area_m2).clamp(0.0, 1.0)
     }
+}
+
+/// The error of a count taken below zero: a POI taken out that was never added.
+fn underflow() -> crate::error::Error {
+    crate::error::Error::State(
+        "coverage counts would drop below zero (a POI taken out that was never added)".into(),
+    )
 }
 
 #[cfg(test)]
@@ -415,20 +486,6 @@ mod tests {
     use super::*;
     use crate::graph::snap::Snap;
     use geo::{LineString, Polygon};
-
-    #[test]
-    fn improve_returns_exactly_the_cells_that_changed() {
-        let (a, b) = (Cell { i: 0, j: 0 }, Cell { i: 40, j: -3 });
-        let mut c = Coverage::default();
-        assert_eq!(c.improve(&[(a, 5), (b, 7)]), vec![(a, 5), (b, 7)]);
-        assert_eq!(c.improve(&[(a, 6), (b, 3), (a, 5)]), vec![(b, 3)]);
-        // Replaying the deltas rebuilds the same union.
-        let mut d = Coverage::default();
-        d.add_cells(&[(a, 5), (b, 7)]);
-        d.add_cells(&[(b, 3)]);
-        assert_eq!(c, d);
-        assert_eq!(c.into_sorted_cells(), vec![(a, 5), (b, 3)]);
-    }
 
     /// A block group whose boundary is the EPSG:5070 rectangle `[x0, x1] × [y0, y1]`.
     fn square_bg(geoid: &str, (x0, y0, x1, y1): (f64, f64, f64, f64)) -> BlockGroup {
@@ -483,39 +540,77 @@ mod tests {
     // Random cells on both sides of the origin, each added several times: the tiles give
     // back exactly what a map from cell to earliest time holds, sorted.
     #[test]
-    fn coverage_tiles_agree_with_a_plain_map() {
+    fn coverage_counts_agree_with_a_plain_map_and_take_isochrones_out_again() {
         let mut rng = crate::testdata::XorShift(77);
-        let mut reference = std::collections::BTreeMap::new();
-        let mut coverage = Coverage::default();
-        for _ in 0..20 {
-            let mut cells: Vec<(Cell, Millis)> = (0..300)
-                .map(|_| {
-                    let c = Cell {
-                        i: rng.below(200) as i32 - 100,
-                        j: rng.below(90) as i32 - 45,
-                    };
-                    (c, rng.below(1000) as Millis)
-                })
-                .collect();
-            for &(c, t) in &cells {
-                let e = reference.entry(c).or_insert(t);
-                *e = (*e).min(t);
+        let limits = [0, 500, 999];
+        let isochrones: Vec<PoiIsochrone> = (0..20)
+            .map(|_| {
+                let cells: std::collections::BTreeMap<Cell, Millis> = (0..300)
+                    .map(|_| {
+                        let c = Cell {
+                            i: rng.below(200) as i32 - 100,
+                            j: rng.below(90) as i32 - 45,
+                        };
+                        (c, rng.below(1000) as Millis)
+                    })
+                    .collect();
+                iso(cells.into_iter().collect())
+            })
+            .collect();
+        // The reference: per cell and travel time, the POIs reaching it.
+        let reference = |isos: &[PoiIsochrone]| {
+            let mut m = std::collections::BTreeMap::<Cell, [u32; 3]>::new();
+            for iso in isos {
+                for &(c, t) in &iso.cells {
+                    let e = m.entry(c).or_default();
+                    for (k, l) in limits.iter().enumerate() {
+                        e[k] += u32::from(t <= *l);
+                    }
+                }
             }
-            cells.sort_unstable();
-            coverage.add_cells(&cells);
+            m.retain(|_, v| v.iter().any(|n| *n > 0));
+            m
+        };
+        let check = |coverage: &CoverageCounts,
+                     expect: &std::collections::BTreeMap<Cell, [u32; 3]>| {
+            let grid = Grid { cell_m: 10.0 };
+            for k in 0..3 {
+                let n = expect.values().filter(|v| v[k] > 0).count();
+                assert_eq!(coverage.union_area_km2(&grid, k), n as f64 * 100.0 / 1e6);
+                assert!(
+                    expect
+                        .iter()
+                        .all(|(c, v)| coverage.covered(*c, k) == (v[k] > 0))
+                );
+            }
+            assert!(!coverage.covered(Cell { i: 1000, j: 0 }, 2));
+            // The delta lists exactly the non-zero cells, in order, and rebuilds the counts.
+            let d = coverage.to_delta();
+            let cells: Vec<Cell> = d
+                .runs
+                .iter()
+                .flat_map(|&(i, j0, len)| (j0..j0 + len as i32).map(move |j| Cell { i, j }))
+                .collect();
+            assert_eq!(cells, expect.keys().copied().collect::<Vec<_>>());
+            let counts: Vec<i32> = expect.values().flatten().map(|n| *n as i32).collect();
+            assert_eq!(d.counts, counts);
+            let mut rebuilt = CoverageCounts::new(&limits);
+            rebuilt.apply(&d).unwrap();
+            assert_eq!(rebuilt.to_delta(), d);
+        };
+        let mut coverage = CoverageCounts::new(&limits);
+        for iso in &isochrones {
+            coverage.add(iso, 1).unwrap();
         }
-        let expect: Vec<(Cell, Millis)> = reference.into_iter().collect();
-        let grid = Grid { cell_m: 10.0 };
-        for limit in [0, 500, 999] {
-            let n = expect.iter().filter(|(_, t)| *t <= limit).count();
-            assert_eq!(
-                coverage.union_area_km2(&grid, limit),
-                n as f64 * 100.0 / 1e6
-            );
+        check(&coverage, &reference(&isochrones));
+        // Taking every other isochrone out leaves the counts of the rest.
+        for iso in isochrones.iter().step_by(2) {
+            coverage.add(iso, -1).unwrap();
         }
-        assert!(expect.iter().all(|(c, t)| coverage.time(*c) == Some(*t)));
-        assert_eq!(coverage.time(Cell { i: 1000, j: 0 }), None);
-        assert_eq!(coverage.into_sorted_cells(), expect);
+        let rest: Vec<PoiIsochrone> = isochrones.iter().skip(1).step_by(2).cloned().collect();
+        check(&coverage, &reference(&rest));
+        // Taking one out twice is an error, not a wrapped count.
+        assert!(coverage.add(&isochrones[0], -1).is_err());
     }
 
     // Block group A is the 100 m square at (1,600,000, 1,900,000); B lies 1 km east. The
@@ -538,20 +633,21 @@ mod tests {
         let reach = join_poi(&index, &iso, &mut JoinWorkspace::default());
         assert_eq!(reach.poi, 3);
         assert_eq!(reach.block_groups, vec![(0, 60_000)]);
-        let mut coverage = Coverage::default();
-        coverage.add(&iso);
-        assert!((coverage.share(&index, 0, 300_000) - 0.5).abs() < 1e-6);
-        assert!((coverage.share(&index, 0, 120_000) - 0.2).abs() < 1e-6);
-        assert_eq!(coverage.share(&index, 1, 300_000), 0.0);
+        let (at_30s, at_2min, at_5min) = (0, 1, 2);
+        let mut coverage = CoverageCounts::new(&[30_000, 120_000, 300_000]);
+        coverage.add(&iso, 1).unwrap();
+        assert!((coverage.share(&index, 0, at_5min) - 0.5).abs() < 1e-6);
+        assert!((coverage.share(&index, 0, at_2min) - 0.2).abs() < 1e-6);
+        assert_eq!(coverage.share(&index, 1, at_5min), 0.0);
         assert!(
-            (coverage.union_area_km2(&index.grid(), 300_000) - 50.0 * 100.0 / 1e6).abs() < 1e-12
+            (coverage.union_area_km2(&index.grid(), at_5min) - 50.0 * 100.0 / 1e6).abs() < 1e-12
         );
         // A second isochrone reaching A's eastern half earlier completes the union.
         let east: Vec<_> = (160_005..160_010)
             .flat_map(|i| (190_000..190_010).map(move |j| (Cell { i, j }, 30_000)))
             .collect();
-        coverage.add(&self::iso(east));
-        assert!((coverage.share(&index, 0, 300_000) - 1.0).abs() < 1e-6);
-        assert!((coverage.share(&index, 0, 30_000) - 0.5).abs() < 1e-6);
+        coverage.add(&self::iso(east), 1).unwrap();
+        assert!((coverage.share(&index, 0, at_5min) - 1.0).abs() < 1e-6);
+        assert!((coverage.share(&index, 0, at_30s) - 0.5).abs() < 1e-6);
     }
 }

@@ -80,6 +80,27 @@ impl StraightFold {
         }
     }
 
+    /// Takes the POIs `removed` out: the targets whose nearest POI was one of them look again
+    /// among `remaining` (every POI still in, with its run index). Returns those targets.
+    pub fn remove(
+        &mut self,
+        removed: &std::collections::HashSet<u32>,
+        remaining: &[(u32, Coord<f64>)],
+    ) -> Vec<u32> {
+        let orphans: Vec<u32> = (0..self.best.len() as u32)
+            .filter(|t| self.best[*t as usize].is_some_and(|b| removed.contains(&b.poi)))
+            .collect();
+        for &t in &orphans {
+            self.best[t as usize] = None;
+        }
+        if let Some(grid) = PoiGrid::new(remaining) {
+            for &t in &orphans {
+                grid.offer_nearest(self.targets[t as usize], &mut self.best[t as usize]);
+            }
+        }
+        orphans
+    }
+
     /// The targets, as given to [`StraightFold::new`].
     pub fn targets(&self) -> &[Coord<f64>] {
         &self.targets
@@ -354,8 +375,8 @@ pub fn network_nearest(
 /// f64 arithmetic), whatever the batches and their order.
 ///
 /// State: for every graph node the best label so far, the lexicographic minimum of
-/// (time, POI index) over the POIs added, with the road length of that path (16 bytes a
-/// node); for every target its snap and the best POI on its own link so far.
+/// (time, POI index, road length) over the paths from the POIs added (16 bytes a node); for
+/// every target its snap and the best POI on its own link so far.
 ///
 /// [`NetworkFold::add`] runs a multi-source Dijkstra from the batch's seeds that relaxes a node
 /// only when its new label is better than the node's label so far. That pruning is exact:
@@ -388,10 +409,12 @@ impl Label {
         length_m: 0.0,
     };
 
-    /// (time, POI) as one integer: smaller is better.
+    /// Whether this label beats `other`: earlier, then from the smaller POI index, then
+    /// shorter. A total order on paths, so the labels a search ends with do not depend on the
+    /// order it relaxes edges in, nor on how the POIs were split into batches or epochs.
     #[inline]
-    fn key(time_ms: Millis, poi: u32) -> u64 {
-        ((time_ms as u64) << 32) | poi as u64
+    fn beats(&self, other: &Label) -> bool {
+        (self.time_ms, self.poi, self.length_m) < (other.time_ms, other.poi, other.length_m)
     }
 
     fn reached(&self) -> bool {
@@ -424,6 +447,18 @@ fn offer_to(best: &mut Option<(f64, u32, f64)>, time: f64, poi: u32, length: f64
     };
     if better {
         *best = Some((time, poi, length));
+    }
+}
+
+/// Offers POI `poi`, snapped at `fraction` of the target's own link, to the target's best
+/// POI on that link (reached without passing a node).
+fn offer_on_link(tl: &mut TargetLink, poi: u32, fraction: f64) {
+    let (g_, f, len) = (tl.fraction, fraction, tl.length_m);
+    if let (Some(tt), true) = (tl.along, g_ >= f) {
+        offer_to(&mut tl.on_link, (g_ - f) * tt as f64, poi, (g_ - f) * len);
+    }
+    if let (Some(tt), true) = (tl.against, g_ <= f) {
+        offer_to(&mut tl.on_link, (f - g_) * tt as f64, poi, (f - g_) * len);
     }
 }
 
@@ -484,25 +519,115 @@ impl NetworkFold {
                 continue;
             };
             for &t in ts {
-                let Some(tl) = self.targets[t as usize].as_mut() else {
-                    continue;
-                };
-                let (g_, f, len) = (tl.fraction, s.fraction, tl.length_m);
-                if let (Some(tt), true) = (tl.along, g_ >= f) {
-                    offer_to(&mut tl.on_link, (g_ - f) * tt as f64, *k, (g_ - f) * len);
-                }
-                if let (Some(tt), true) = (tl.against, g_ <= f) {
-                    offer_to(&mut tl.on_link, (f - g_) * tt as f64, *k, (f - g_) * len);
+                if let Some(tl) = self.targets[t as usize].as_mut() {
+                    offer_on_link(tl, *k, s.fraction);
                 }
             }
         }
-        self.search(network, pois)
+        let mut seeds = Vec::new();
+        for (k, snap) in pois {
+            for seed in network.seeds(snap, *k) {
+                seeds.push((
+                    seed.node,
+                    Label {
+                        time_ms: seed.time_ms,
+                        poi: seed.origin,
+                        length_m: seed.length_m,
+                    },
+                ));
+            }
+        }
+        self.search(network, &seeds)
     }
 
-    /// The pruned multi-source Dijkstra from the seeds of `pois` (see the type's docs). Same
-    /// relaxation order and tie rule as [`Workspace::run`], so the lengths of tied paths are
-    /// the ones it would keep.
-    fn search(&mut self, network: &Network, pois: &[(u32, Snap)]) -> usize {
+    /// Takes the POIs `removed` (run indices) out. `remaining` are the POIs still in, snapped;
+    /// only those on links touching the removed POIs' cells are looked at.
+    ///
+    /// The nodes whose best label came from a removed POI (its cell of the network Voronoi
+    /// diagram) are reset and searched again, seeded from the cell's boundary (the labels of
+    /// the nodes with an edge into the cell, which are exact: their best POI is still in) and
+    /// from the remaining POIs whose snap points lie on links at the cell. Labels elsewhere
+    /// cannot change: no path from a removed POI was their best. The result equals a fold of
+    /// the remaining POIs from scratch. Returns the number of nodes reset.
+    pub fn remove(
+        &mut self,
+        network: &Network,
+        removed: &std::collections::HashSet<u32>,
+        remaining: &[(u32, Snap)],
+    ) -> usize {
+        let g = &network.graph;
+        // POIs on the same link as a target: recompute the targets that had a removed one.
+        for t in self.targets.iter_mut().flatten() {
+            if t.on_link.is_some_and(|(_, poi, _)| removed.contains(&poi)) {
+                t.on_link = None;
+            }
+        }
+        let mut in_cell = vec![false; self.labels.len()];
+        let mut cell = Vec::new();
+        for (n, l) in self.labels.iter_mut().enumerate() {
+            if l.reached() && removed.contains(&l.poi) {
+                *l = Label::UNREACHED;
+                in_cell[n] = true;
+                cell.push(n as NodeId);
+            }
+        }
+        // The boundary: edges from outside into the cell.
+        let mut seeds = Vec::new();
+        if !cell.is_empty() {
+            for u in 0..g.node_count() as NodeId {
+                let lu = self.labels[u as usize];
+                if in_cell[u as usize] || !lu.reached() {
+                    continue;
+                }
+                for e in g.out_edges(u) {
+                    let v = g.head[e];
+                    if in_cell[v as usize] {
+                        seeds.push((
+                            v,
+                            Label {
+                                time_ms: lu.time_ms.saturating_add(g.time_ms[e]),
+                                poi: lu.poi,
+                                length_m: lu.length_m + g.edge_length_m(e as u32),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        let mut near = Vec::new();
+        for (k, snap) in remaining {
+            let link = &g.links[snap.link as usize];
+            if in_cell[link.start as usize] || in_cell[link.end as usize] {
+                near.push((*k, *snap));
+            }
+            // Targets on the link of a remaining POI may have lost their on-link best.
+            if let Some(ts) = self.by_link.get(&snap.link) {
+                for &t in ts {
+                    if let Some(tl) = self.targets[t as usize].as_mut() {
+                        offer_on_link(tl, *k, snap.fraction);
+                    }
+                }
+            }
+        }
+        for (k, snap) in &near {
+            for seed in network.seeds(snap, *k) {
+                seeds.push((
+                    seed.node,
+                    Label {
+                        time_ms: seed.time_ms,
+                        poi: seed.origin,
+                        length_m: seed.length_m,
+                    },
+                ));
+            }
+        }
+        self.search(network, &seeds);
+        cell.len()
+    }
+
+    /// The pruned multi-source Dijkstra from `seeds` (node, label) (see the type's docs),
+    /// with [`Workspace::run`]'s tie rule ([`Label::beats`]).
+    fn search(&mut self, network: &Network, seeds: &[(NodeId, Label)]) -> usize {
         let g = &network.graph;
         let labels = &mut self.labels;
         let s = &mut self.search;
@@ -518,21 +643,14 @@ impl NetworkFold {
         let generation = s.generation;
         s.heap.clear();
         const LIMIT: Millis = Millis::MAX - 1;
-        for (k, snap) in pois {
-            for seed in network.seeds(snap, *k) {
-                let n = seed.node as usize;
-                if seed.time_ms > LIMIT {
-                    continue;
-                }
-                let old = labels[n];
-                if Label::key(seed.time_ms, seed.origin) < Label::key(old.time_ms, old.poi) {
-                    labels[n] = Label {
-                        time_ms: seed.time_ms,
-                        poi: seed.origin,
-                        length_m: seed.length_m,
-                    };
-                    s.heap.push(Reverse(pack(seed.time_ms, seed.node)));
-                }
+        for &(node, label) in seeds {
+            let n = node as usize;
+            if label.time_ms > LIMIT {
+                continue;
+            }
+            if label.beats(&labels[n]) {
+                labels[n] = label;
+                s.heap.push(Reverse(pack(label.time_ms, node)));
             }
         }
         let mut settled = 0;
@@ -552,13 +670,13 @@ impl NetworkFold {
                 if t > LIMIT || s.done[v] == generation {
                     continue;
                 }
-                let old = labels[v];
-                if Label::key(t, label.poi) < Label::key(old.time_ms, old.poi) {
-                    labels[v] = Label {
-                        time_ms: t,
-                        poi: label.poi,
-                        length_m: label.length_m + g.edge_length_m(e as u32),
-                    };
+                let offer = Label {
+                    time_ms: t,
+                    poi: label.poi,
+                    length_m: label.length_m + g.edge_length_m(e as u32),
+                };
+                if offer.beats(&labels[v]) {
+                    labels[v] = offer;
                     s.heap.push(Reverse(pack(t, v as NodeId)));
                 }
             }
@@ -1100,6 +1218,44 @@ mod fold_tests {
                     &want_straight,
                     &format!("batches of {size}"),
                 );
+
+                // Taking POIs out (a third, twins included, in two steps) leaves what a fold
+                // of the rest from scratch holds, to the label.
+                let mut out = std::collections::HashSet::new();
+                for step in 0..2 {
+                    let gone: std::collections::HashSet<u32> = snaps
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .filter(|k| !out.contains(k) && rng.below(6) == 0)
+                        .collect();
+                    out.extend(gone.iter().copied());
+                    let rest: Vec<(u32, Snap)> = snaps
+                        .iter()
+                        .filter(|(k, _)| !out.contains(k))
+                        .copied()
+                        .collect();
+                    let rest_xy: Vec<(u32, Coord<f64>)> = xy
+                        .iter()
+                        .filter(|(k, _)| !out.contains(k))
+                        .copied()
+                        .collect();
+                    let reset = fold.remove(&net, &gone, &rest);
+                    assert!(reset > 0, "step {step}: the removed POIs had cells");
+                    let mut scratch = NetworkFold::new(&net, &targets, 300.0);
+                    scratch.add(&net, &rest);
+                    assert!(
+                        fold.labels == scratch.labels,
+                        "{direction:?} step {step}: labels"
+                    );
+                    let want = network_nearest(&net, &rest, &targets, 300.0, &mut ws);
+                    same(&fold.result(), &want, &format!("{direction:?} step {step}"));
+                    straight.remove(&gone, &rest_xy);
+                    same(
+                        &straight.result(),
+                        &brute_straight(&rest_xy, &targets),
+                        &format!("straight, step {step}"),
+                    );
+                }
             }
         }
     }

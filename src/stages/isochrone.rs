@@ -44,6 +44,14 @@ impl IsochroneParams {
         minutes_to_ms(self.travel_times_min.last().copied().unwrap_or(0))
     }
 
+    /// The travel times in milliseconds, ascending.
+    pub fn limits_ms(&self) -> Vec<Millis> {
+        self.travel_times_min
+            .iter()
+            .map(|m| minutes_to_ms(*m))
+            .collect()
+    }
+
     /// The analysis grid.
     pub fn grid(&self) -> Grid {
         Grid {

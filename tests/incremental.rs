@@ -1,0 +1,308 @@
+//! `socialmapper add` and `remove` on the DC data: after any sequence of updates the outputs
+//! are byte for byte those of a fresh run over the resulting POIs, the changelog replays into
+//! `census.csv`, and the block groups an update reports as recomputed are the ones it can
+//! affect, computed here independently from fresh runs.
+
+mod common;
+
+use common::{data_dir, read_csv};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+/// A POI row: id, name, lat, lon.
+type Row = (String, String, f64, f64);
+
+fn socialmapper(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_socialmapper"))
+        .args(args)
+        .output()
+        .expect("run socialmapper");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "socialmapper {args:?}: {err}");
+    err
+}
+
+fn write_pois(path: &Path, rows: &[Row]) {
+    let mut s = String::from("id,name,lat,lon\n");
+    for (id, name, lat, lon) in rows {
+        s.push_str(&format!("{id},{name},{lat:.6},{lon:.6}\n"));
+    }
+    std::fs::write(path, s).expect("write POIs");
+}
+
+/// `n` POIs at random places of central DC (a few off the roads' reach are fine: rejected).
+fn random_pois(rng: &mut u64, prefix: &str, n: usize) -> Vec<Row> {
+    let mut unit = || {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        (*rng >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|i| {
+            (
+                format!("{prefix}{i}"),
+                format!("Place {prefix}{i}"),
+                38.891 + 0.07 * unit(),
+                -77.083 + 0.093 * unit(),
+            )
+        })
+        .collect()
+}
+
+/// Runs the DC drive analysis (10 minutes, two travel times) over `pois` into `out`.
+fn run(pois: &Path, out: &Path, checkpoint: Option<&Path>) {
+    let args = run_args(pois, out, checkpoint);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    socialmapper(&args);
+}
+
+/// The arguments of [`run`].
+fn run_args(pois: &Path, out: &Path, checkpoint: Option<&Path>) -> Vec<String> {
+    let dc = |f: &str| data_dir().join("dc").join(f).display().to_string();
+    let (pois, out) = (pois.display().to_string(), out.display().to_string());
+    let mut args = vec![
+        "-q".to_string(),
+        "run".into(),
+        "--pois".into(),
+        pois,
+        "--network".into(),
+        dc("roads.osm.pbf"),
+        "--block-groups".into(),
+        dc("cb_2020_11_bg_500k.zip"),
+        "--acs".into(),
+        dc("acs5_2021_bg_api.json"),
+        "--mode".into(),
+        "drive".into(),
+        "--travel-time".into(),
+        "3,6".into(),
+        "--out".into(),
+        out,
+    ];
+    match checkpoint {
+        Some(cp) => args.extend(["--checkpoint".into(), cp.display().to_string()]),
+        None => args.push("--no-checkpoint".into()),
+    }
+    args
+}
+
+/// `socialmapper add|remove --checkpoint cp FLAG VALUE`.
+fn update(verb: &str, cp: &Path, flag: &str, value: &str) {
+    socialmapper(&[
+        "-q",
+        verb,
+        "--checkpoint",
+        &cp.display().to_string(),
+        flag,
+        value,
+    ]);
+}
+
+fn same_outputs(a: &Path, b: &Path, what: &str) {
+    for f in ["census.csv", "isochrones.geojson"] {
+        let (x, y) = (
+            std::fs::read(a.join(f)).expect("output"),
+            std::fs::read(b.join(f)).expect("output"),
+        );
+        assert!(x == y, "{what}: {f} differs from a fresh run");
+    }
+}
+
+/// `census.csv` rows keyed by (travel time, GEOID).
+type Table = BTreeMap<(String, String), Vec<String>>;
+
+/// The header and rows of `census.csv` in `dir`.
+fn census(dir: &Path) -> (Vec<String>, Table) {
+    let (header, rows) = read_csv(&dir.join("census.csv"));
+    let (g, t) = (
+        common::col(&header, "census_block_group"),
+        common::col(&header, "travel_time_minutes"),
+    );
+    let rows = rows
+        .into_iter()
+        .map(|r| ((r[t].clone(), r[g].clone()), r))
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn updates_equal_fresh_runs_and_the_changelog_replays_into_census() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let t = tmp.path();
+    let mut rng = 0x1dc_u64;
+    let mut pois = random_pois(&mut rng, "p", 12);
+    write_pois(&t.join("base.csv"), &pois);
+    let (cp, live) = (t.join("cp"), t.join("live"));
+    run(&t.join("base.csv"), &live, Some(&cp));
+    let (header, mut table) = census(&live);
+    let mut epoch = 0;
+    let initial = (
+        std::fs::read(live.join("census.csv")).expect("census"),
+        std::fs::read(live.join("isochrones.geojson")).expect("geojson"),
+    );
+
+    // A random sequence: adds of one or a few POIs, removals of one or two ids.
+    for step in 0..6 {
+        if step % 3 == 2 {
+            let k = (rng % pois.len() as u64) as usize;
+            let ids: Vec<String> = pois
+                .iter()
+                .skip(k)
+                .take(1 + step % 2)
+                .map(|p| p.0.clone())
+                .collect();
+            pois.retain(|p| !ids.contains(&p.0));
+            update("remove", &cp, "--ids", &ids.join(","));
+        } else {
+            let new = random_pois(&mut rng, &format!("s{step}_"), 1 + step % 3);
+            write_pois(&t.join("add.csv"), &new);
+            pois.extend(new);
+            update(
+                "add",
+                &cp,
+                "--pois",
+                &t.join("add.csv").display().to_string(),
+            );
+        }
+        epoch += 1;
+        write_pois(&t.join("now.csv"), &pois);
+        let fresh = t.join(format!("fresh{step}"));
+        run(&t.join("now.csv"), &fresh, None);
+        same_outputs(&live, &fresh, &format!("after update {step}"));
+
+        // The changelog of this epoch turns the previous table into the current one.
+        let changes = std::fs::read_to_string(live.join("changes.jsonl")).expect("changelog");
+        for line in changes.lines() {
+            let c: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            if c["epoch"] != epoch {
+                continue;
+            }
+            let key = (
+                c["travel_time_minutes"]
+                    .as_u64()
+                    .expect("minutes")
+                    .to_string(),
+                c["key"].as_str().expect("key").to_string(),
+            );
+            match c["op"].as_str().expect("op") {
+                "delete" => assert!(table.remove(&key).is_some(), "delete of a missing row"),
+                op => {
+                    let row: Vec<String> = header
+                        .iter()
+                        .map(|h| c["row"][h].as_str().expect("cell").to_string())
+                        .collect();
+                    let old = table.insert(key, row);
+                    assert_eq!(old.is_some(), op == "update", "{op} of {line}");
+                }
+            }
+        }
+        assert_eq!(
+            table,
+            census(&live).1,
+            "changelog replay after update {step}"
+        );
+    }
+
+    // Adding POIs and taking them out again gives the bytes back.
+    let extra = random_pois(&mut rng, "x", 3);
+    write_pois(&t.join("extra.csv"), &extra);
+    let before = (
+        std::fs::read(live.join("census.csv")).expect("census"),
+        std::fs::read(live.join("isochrones.geojson")).expect("geojson"),
+    );
+    update(
+        "add",
+        &cp,
+        "--pois",
+        &t.join("extra.csv").display().to_string(),
+    );
+    update(
+        "remove",
+        &cp,
+        "--pois",
+        &t.join("extra.csv").display().to_string(),
+    );
+    let after = (
+        std::fs::read(live.join("census.csv")).expect("census"),
+        std::fs::read(live.join("isochrones.geojson")).expect("geojson"),
+    );
+    assert!(before == after, "add then remove changed the outputs");
+    assert!(
+        before != initial,
+        "the sequence changed nothing: the test would prove nothing"
+    );
+
+    // The checkpoint now describes the updated run: running the old command again is refused.
+    let o = Command::new(env!("CARGO_BIN_EXE_socialmapper"))
+        .args(run_args(&t.join("base.csv"), &live, Some(&cp)))
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("updated by `socialmapper add`"));
+}
+
+#[test]
+fn an_added_poi_recomputes_exactly_the_block_groups_it_can_affect() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let t = tmp.path();
+    let mut rng = 0xadd_u64;
+    let base = random_pois(&mut rng, "p", 15);
+    let new = random_pois(&mut rng, "n", 1);
+    write_pois(&t.join("base.csv"), &base);
+    write_pois(&t.join("new.csv"), &new);
+    let all: Vec<Row> = base.iter().chain(&new).cloned().collect();
+    write_pois(&t.join("all.csv"), &all);
+    let (cp, live) = (t.join("cp"), t.join("live"));
+    run(&t.join("base.csv"), &live, Some(&cp));
+    update(
+        "add",
+        &cp,
+        "--pois",
+        &t.join("new.csv").display().to_string(),
+    );
+    let epochs = std::fs::read_to_string(live.join("epochs.jsonl")).expect("epochs");
+    let report: serde_json::Value =
+        serde_json::from_str(epochs.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(report["pois_added"], 1);
+
+    // Independently: the block groups the new POI reaches (a run of it alone), and those
+    // whose nearest POI or network values differ between fresh runs without and with it.
+    run(&t.join("new.csv"), &t.join("alone"), None);
+    run(&t.join("base.csv"), &t.join("without"), None);
+    run(&t.join("all.csv"), &t.join("with"), None);
+    let geoids = |dir: &str| -> BTreeSet<String> {
+        census(&t.join(dir)).1.into_keys().map(|k| k.1).collect()
+    };
+    let mut affected = geoids("alone");
+    let (header, without) = census(&t.join("without"));
+    let (_, with) = census(&t.join("with"));
+    let nearest: Vec<usize> = [
+        "nearest_poi_id",
+        "travel_distance_km",
+        "network_time_min",
+        "network_distance_km",
+    ]
+    .iter()
+    .map(|c| common::col(&header, c))
+    .collect();
+    for (key, row) in &with {
+        if let Some(old) = without.get(key)
+            && nearest.iter().any(|&c| old[c] != row[c])
+        {
+            affected.insert(key.1.clone());
+        }
+    }
+    let recomputed = report["bgs_recomputed"].as_u64().expect("count") as usize;
+    assert_eq!(
+        recomputed,
+        affected.len(),
+        "recomputed vs affected {affected:?}"
+    );
+    let total = 571;
+    assert!(
+        recomputed * 4 < total,
+        "{recomputed} of {total} block groups recomputed"
+    );
+    assert!(!geoids("alone").is_empty(), "the new POI reaches nothing");
+}

@@ -442,6 +442,15 @@ fn a_place_name_runs_to_census_csv_and_a_second_run_makes_no_request() {
         assert_eq!(read_csv(&out2.join("census.csv")).1, rows);
     }
     assert_eq!(server.total(), 0, "{:?}", server.log());
+    // The run's network came online: `add` refuses it and says why, the outputs untouched.
+    let o = Command::new(env!("CARGO_BIN_EXE_socialmapper"))
+        .args(["remove", "--checkpoint", &cp, "--ids", "x"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("fetched its roads"), "{}", stderr(&o));
+    assert_eq!(read_csv(&out2.join("census.csv")).1, rows);
+    assert!(!out2.join("changes.jsonl").exists());
 
     // TIGERweb instead of the TIGER zips: the same block groups, paged; only TIGERweb asked.
     let out3 = dir.path().join("out3");

@@ -14,48 +14,97 @@
 //!   POI (it settles only the part of the network the POI now wins) and, for a removed one, a
 //!   search of its Voronoi cell from the cell's boundary ([`NetworkFold::remove`]).
 //!
-//! The state lives in the checkpoint (`live/state`), built at the first update by replaying the
-//! run's batch records. `census.csv` is written again from it, `isochrones.geojson` gains the
-//! added POIs' features at its end and loses the removed ones', and `changes.jsonl` gets one
-//! record per changed row. The result is byte for byte what a fresh run over the resulting POI
-//! set writes (tested), because both share the stages, the folds' tie rules and the row code.
+//! The state lives in the checkpoint as a snapshot (`live/state`, first made by replaying the
+//! run's batch records) and a log of the epochs after it (`live/log/<epoch>`: each epoch's
+//! change itself, applied again when the run is opened; a new snapshot every
+//! 64 epochs by default). An epoch thus commits in proportion to its change, not to the
+//! state. A [`LiveRun`] keeps the state and the rows of `census.csv` in memory: an epoch
+//! recomputes the rows of the block groups the change reaches or whose nearest POI the folds
+//! report as possibly changed, writes `census.csv` again from the rows, appends the added POIs'
+//! features to `isochrones.geojson` (a removal rewrites it without the removed ones'), and
+//! appends one `changes.jsonl` record per changed row. The result is byte for byte what a
+//! fresh run over the resulting POI set writes (tested), because both share the stages, the
+//! folds' tie rules and the row code.
 //!
-//! Crash safety: an epoch's new state is committed together with the output edits it implies
+//! Crash safety: an epoch's change is committed together with the output edits it implies
 //! (`live/pending`) before any output is touched; the edits are idempotent and are applied
-//! again by the next update if the process died half-way.
+//! again when the run is next opened if the process died half-way.
 //!
 //! Why not the POI → block-group relation as a differential arrangement: a 15-minute drive
 //! reaches ~2,000 block groups, so 100 k POIs make ~2·10⁸ pairs; the aggregates kept here are
 //! bounded by the block groups and the union of the isochrones, and a removed POI's pairs are
 //! recomputed in milliseconds instead of stored.
 
+use crate::census::AcsTable;
 use crate::checkpoint::{Checkpoint, encode};
 use crate::config::RunConfig;
 use crate::dataflow::{Outlines, ProcessedPoi, RunContext, WorkerState, process_poi, reach_of};
 use crate::error::{Error, Result};
 use crate::output::{self, GEOJSON_FOOTER, GEOJSON_HEADER, census_header, census_record};
 use crate::pipeline::{Accumulated, BatchRecord, KEY_COMPLETE, KEY_RUN, StageTimer};
+use crate::poi::PoiRecord;
 use crate::stages::isochrone::poi_isochrone;
 use crate::stages::network::NetworkSlice;
-use crate::types::Reject;
+use crate::types::{Poi, Reject};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Checkpoint key: the number of the last applied epoch.
 pub const KEY_EPOCH: &str = "live/epoch";
+/// The state snapshot ([`LiveState`]) and the epoch it holds.
 const KEY_STATE: &str = "live/state";
+/// The output edits of the last epoch, until they are made.
 const KEY_PENDING: &str = "live/pending";
+/// The log of epochs after the snapshot: `live/log/<epoch>`, each a [`LoggedChange`].
+const LOG_PREFIX: &str = "live/log/";
 
-/// One update: ids to take out, then a POI file to add.
+/// A new snapshot of the state is written once this many epochs are logged after the last
+/// one. An epoch commits only its change (O(change)); opening the run applies the logged
+/// epochs again (each as fast as it was), so this bounds the replay at opening.
+const SNAPSHOT_EVERY: u64 = 64;
+
+/// One update: ids to take out, then POI records to add.
 #[derive(Clone, Debug, Default)]
 pub struct Change {
     /// Ids of POIs to take out (every POI with that id).
     pub remove_ids: Vec<String>,
-    /// A POI file whose POIs are added, in file order.
-    pub add: Option<PathBuf>,
+    /// Records to add, in order: POIs, or rejects the reader already made (bad coordinates).
+    pub add: Vec<PoiRecord>,
+}
+
+impl Change {
+    /// The change that adds every record of the POI file `path`.
+    ///
+    /// # Errors
+    /// The file cannot be read or is not a POI file.
+    pub fn add_file(path: &Path) -> Result<Change> {
+        let mut stream = crate::poi::open_pois(path)?;
+        let mut add = Vec::new();
+        while let Some(chunk) = stream.next_chunk(4096)? {
+            add.extend(chunk);
+        }
+        Ok(Change {
+            remove_ids: Vec::new(),
+            add,
+        })
+    }
+
+    /// Whether the change does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.remove_ids.is_empty() && self.add.is_empty()
+    }
+}
+
+/// What the log keeps of an epoch: the change itself, enough to apply it again (every stage
+/// is deterministic).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct LoggedChange {
+    remove_ids: Vec<String>,
+    add: Vec<std::result::Result<Poi, Reject>>,
 }
 
 /// What an epoch did: a line of `epochs.jsonl`.
@@ -75,9 +124,10 @@ pub struct EpochReport {
     pub bgs_recomputed: u64,
     /// Rows of `census.csv` inserted, updated or deleted.
     pub rows_changed: u64,
-    /// Seconds from the change being read to the outputs written (inputs loaded before).
+    /// Seconds from the change being handed over to the outputs written (inputs and state
+    /// loaded before).
     pub latency_s: f64,
-    /// Seconds spent loading the run's inputs and state.
+    /// Seconds spent loading the run's inputs and state (by the process that applied it).
     pub load_s: f64,
 }
 
@@ -92,11 +142,26 @@ struct LivePoi {
 #[derive(Serialize, Deserialize)]
 struct LiveState {
     acc: Accumulated,
-    /// Every POI processed, in record (sequence) order; added ones at the end.
+    /// Every POI processed, in sequence order (that of the run's records, then of the added
+    /// ones): the order of `isochrones.geojson`'s features.
     pois: Vec<LivePoi>,
     /// The sequence number of the next added POI.
     next_seq: u32,
+    /// The last epoch this state includes.
     epoch: u64,
+}
+
+impl LiveState {
+    /// Id and name of the active POIs among `seqs`.
+    fn names(&self, seqs: impl Iterator<Item = u32>) -> HashMap<u32, (String, String)> {
+        seqs.filter_map(|k| {
+            let at = self.pois.binary_search_by_key(&k, |p| p.poi.poi).ok()?;
+            let p = &self.pois[at];
+            p.active
+                .then(|| (k, (p.poi.id.clone(), p.poi.name.clone())))
+        })
+        .collect()
+    }
 }
 
 /// Output edits of an epoch, committed with its state and applied afterwards (idempotently).
@@ -119,108 +184,418 @@ struct Pending {
     rejects: String,
 }
 
-/// Applies `change` to the finished run checkpointed in `dir`.
-pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
-    let t_load = Instant::now();
-    let (cp, stored) = Checkpoint::open_existing(dir)?;
-    let cfg: RunConfig = cp.get(KEY_RUN)?.ok_or_else(|| {
-        Error::input(
-            dir,
-            "the checkpoint does not say how its run was configured",
-        )
-    })?;
-    let batches: u64 = cp.get(KEY_COMPLETE)?.ok_or_else(|| {
-        Error::Config(format!(
-            "the run in {} has not finished: run it again to complete it first",
-            dir.display()
-        ))
-    })?;
-    // The inputs must be those of the run (the POI file may have changed: it is not read).
-    let now = crate::pipeline::fingerprint(&cfg)?;
-    let differ: Vec<String> = stored
-        .differences(&now)
-        .into_iter()
-        .filter(|d| !d.starts_with("pois"))
-        .collect();
-    if !differ.is_empty() {
-        return Err(Error::Config(format!(
-            "the inputs of the run in {} changed since it ran: {}",
-            dir.display(),
-            differ.join("; ")
-        )));
-    }
-    // An online run's network and block groups follow its POIs' clusters: an added POI
-    // elsewhere would need tiles the run never fetched, and a fresh run over the new POI set
-    // a different network. Updates therefore start from local inputs only.
-    let (Some(network), Some(block_groups), false) =
-        (&cfg.network, &cfg.block_groups, cfg.online.fetch_acs)
-    else {
-        return Err(Error::Config(format!(
-            "the run in {} fetched its roads, block groups or ACS values online; `add` and \
-             `remove` update runs made from local --network, --block-groups and --acs files",
-            dir.display()
-        )));
-    };
-    let roads = crate::osm::pbf::read_roads(network)?;
-    let block_groups = crate::census::boundaries::read_block_groups(block_groups)?;
-    let acs = match &cfg.acs {
-        Some(p) => crate::census::acs::read_acs(p, &cfg.analysis.variables)?,
-        None => Default::default(),
-    };
-    let mut timer = StageTimer::default();
-    let (ctx, whole) = crate::pipeline::prepare(&cfg.analysis, &roads, &block_groups, &mut timer)?;
-    drop(roads);
-    let mut state = match cp.get::<LiveState>(KEY_STATE)? {
-        Some(s) => s,
-        None => replay(&cp, batches, &cfg, &ctx, &whole)?,
-    };
-    let out = &cfg.out;
-    let stale = next_path(&cfg.out.join("isochrones.geojson"));
-    if let Some(p) = cp.get::<Pending>(KEY_PENDING)? {
-        // The last epoch's state is committed but its outputs may be half-written.
-        apply_outputs(out, &p)?;
-        write_census(out, &acs, &rows_by_key(&state, &ctx, &acs, &cfg))?;
-        cp.put_all(&[(KEY_PENDING, None)])?;
-    } else if stale.exists() {
-        // Written by an epoch that died before its commit.
-        std::fs::remove_file(&stale).map_err(|e| Error::output(&stale, e))?;
-    }
-    let load_s = t_load.elapsed().as_secs_f64();
+/// What applying a change did to the state.
+#[derive(Default)]
+struct Effects {
+    /// Block groups reached by an added or removed POI (their rows change).
+    reached: BTreeSet<u32>,
+    /// Block groups whose nearest POI may have changed (a superset: the folds' reports).
+    nearest: BTreeSet<u32>,
+    /// Ordinals (in `isochrones.geojson`) of the removed POIs' features.
+    removed_ordinals: Vec<u64>,
+    /// The added POIs' features, as `isochrones.geojson` lines (when asked for).
+    added_features: Vec<String>,
+    rejects: Vec<Reject>,
+    pois_added: u64,
+    pois_removed: u64,
+}
 
-    let t = Instant::now();
-    let epoch = state.epoch + 1;
-    let before = rows_by_key(&state, &ctx, &acs, &cfg);
-    let straight_before = state.acc.straight.as_ref().map(|f| f.result());
-    let network_before = state.acc.network.as_ref().map(|f| f.result());
-    let mut touched: BTreeSet<u32> = BTreeSet::new();
-    let mut report = EpochReport {
-        epoch,
-        ..Default::default()
-    };
-    let mut rejects = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    let mut reject = |r: Reject| {
-        let _ = rejects.write_record([r.source.as_str(), r.id.as_deref().unwrap_or(""), &r.reason]);
-    };
-    let mut ws = WorkerState::new(1);
-    let features_before = state.pois.iter().filter(|p| p.active).count() as u64
-        * ctx.params.travel_times_min.len() as u64;
+/// A finished, checkpointed run held open for updates: its inputs loaded, its state and
+/// `census.csv` rows in memory. [`update`] opens one for a single change; `watch` keeps one
+/// open for a stream of them.
+pub struct LiveRun {
+    cp: Checkpoint,
+    cfg: RunConfig,
+    ctx: Arc<RunContext>,
+    whole: Arc<NetworkSlice>,
+    acs: AcsTable,
+    state: LiveState,
+    /// The epoch of the snapshot in the checkpoint; later epochs are in the log.
+    snapshot_epoch: u64,
+    /// A snapshot is written once this many epochs are logged after the last one.
+    snapshot_every: u64,
+    /// `census.csv`'s rows, keyed by (travel time, GEOID): the file's order.
+    rows: BTreeMap<(u32, String), Row>,
+    ws: WorkerState,
+    load_s: f64,
+    quiet: bool,
+}
+
+impl LiveRun {
+    /// Opens the finished run checkpointed in `dir`: loads its inputs, its state (the
+    /// snapshot and the logged epochs after it; at the first update, the batch records), and
+    /// makes the outputs of an epoch that died half-way.
+    ///
+    /// # Errors
+    /// The checkpoint is missing, foreign, unfinished or corrupt; the run's inputs changed or
+    /// came online; an input cannot be read.
+    pub fn open(dir: &Path, quiet: bool) -> Result<LiveRun> {
+        let t_load = Instant::now();
+        let (cp, stored) = Checkpoint::open_existing(dir)?;
+        let cfg: RunConfig = cp.get(KEY_RUN)?.ok_or_else(|| {
+            Error::input(
+                dir,
+                "the checkpoint does not say how its run was configured",
+            )
+        })?;
+        let batches: u64 = cp.get(KEY_COMPLETE)?.ok_or_else(|| {
+            Error::Config(format!(
+                "the run in {} has not finished: run it again to complete it first",
+                dir.display()
+            ))
+        })?;
+        // The inputs must be those of the run (the POI file may have changed: it is not read).
+        let now = crate::pipeline::fingerprint(&cfg)?;
+        let differ: Vec<String> = stored
+            .differences(&now)
+            .into_iter()
+            .filter(|d| !d.starts_with("pois"))
+            .collect();
+        if !differ.is_empty() {
+            return Err(Error::Config(format!(
+                "the inputs of the run in {} changed since it ran: {}",
+                dir.display(),
+                differ.join("; ")
+            )));
+        }
+        // An online run's network and block groups follow its POIs' clusters: an added POI
+        // elsewhere would need tiles the run never fetched, and a fresh run over the new POI
+        // set a different network. Updates therefore start from local inputs only.
+        let (Some(network), Some(block_groups), false) =
+            (&cfg.network, &cfg.block_groups, cfg.online.fetch_acs)
+        else {
+            return Err(Error::Config(format!(
+                "the run in {} fetched its roads, block groups or ACS values online; `add` and \
+                 `remove` update runs made from local --network, --block-groups and --acs files",
+                dir.display()
+            )));
+        };
+        let roads = crate::osm::pbf::read_roads(network)?;
+        let block_groups = crate::census::boundaries::read_block_groups(block_groups)?;
+        let acs = match &cfg.acs {
+            Some(p) => crate::census::acs::read_acs(p, &cfg.analysis.variables)?,
+            None => Default::default(),
+        };
+        let mut timer = StageTimer::default();
+        let (ctx, whole) =
+            crate::pipeline::prepare(&cfg.analysis, &roads, &block_groups, &mut timer)?;
+        drop(roads);
+        let mut ws = WorkerState::new(1);
+        let (mut state, snapshot_epoch) = match cp.get::<LiveState>(KEY_STATE)? {
+            Some(s) => {
+                let e = s.epoch;
+                (s, e)
+            }
+            None => {
+                // The first update: the state from the batch records, kept as epoch 0.
+                let s = replay(&cp, batches, &cfg, &ctx, &whole)?;
+                cp.put_all(&[(KEY_STATE, Some(encode(&s)))])?;
+                (s, 0)
+            }
+        };
+        if !state.pois.windows(2).all(|w| w[0].poi.poi < w[1].poi.poi) {
+            return Err(Error::State(format!(
+                "the POIs of the checkpoint in {} are out of order",
+                dir.display()
+            )));
+        }
+        // Each epoch asks the network fold which targets it may have changed.
+        if let Some(f) = &mut state.acc.network {
+            f.track_changes();
+        }
+        // Epochs logged after the snapshot, applied again.
+        let last: u64 = cp.get(KEY_EPOCH)?.unwrap_or(0);
+        for epoch in snapshot_epoch + 1..=last {
+            let logged: LoggedChange = cp.get(&log_key(epoch))?.ok_or_else(|| {
+                Error::State(format!(
+                    "epoch {epoch} is missing from the log of the checkpoint in {}",
+                    dir.display()
+                ))
+            })?;
+            step(&mut state, &ctx, &whole, &mut ws, &logged, Outlines::No)?;
+            state.epoch = epoch;
+        }
+        let rows = rows_by_key(&state, &ctx, &acs, &cfg, None);
+        let out = &cfg.out;
+        let stale = next_path(&out.join("isochrones.geojson"));
+        if let Some(p) = cp.get::<Pending>(KEY_PENDING)? {
+            // The last epoch's state is committed but its outputs may be half-written.
+            apply_outputs(out, &p)?;
+            write_census(out, &acs, &rows)?;
+            cp.put_all(&[(KEY_PENDING, None)])?;
+        } else if stale.exists() {
+            // Written by an epoch that died before its commit.
+            std::fs::remove_file(&stale).map_err(|e| Error::output(&stale, e))?;
+        }
+        Ok(LiveRun {
+            cp,
+            cfg,
+            ctx,
+            whole,
+            acs,
+            state,
+            snapshot_epoch,
+            snapshot_every: SNAPSHOT_EVERY,
+            rows,
+            ws,
+            load_s: t_load.elapsed().as_secs_f64(),
+            quiet,
+        })
+    }
+
+    /// Writes a snapshot of the state once `epochs` epochs (at least 1) are logged after the
+    /// last one, instead of 64: fewer makes opening faster and every `epochs`-th epoch slower.
+    pub fn with_snapshot_every(mut self, epochs: u64) -> LiveRun {
+        self.snapshot_every = epochs.max(1);
+        self
+    }
+
+    /// The last epoch applied (0 before any update).
+    pub fn epoch(&self) -> u64 {
+        self.state.epoch
+    }
+
+    /// The run's checkpoint (for what a caller commits beside the epochs).
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.cp
+    }
+
+    /// The run's output directory.
+    pub fn out_dir(&self) -> &Path {
+        &self.cfg.out
+    }
+
+    /// Applies `change` as the next epoch and writes the outputs.
+    ///
+    /// # Errors
+    /// A checkpoint or output write fails (the epoch is then either wholly committed, and its
+    /// outputs are made when the run is opened again, or not at all).
+    pub fn apply(&mut self, change: &Change) -> Result<EpochReport> {
+        self.apply_with(change, Vec::new())
+    }
+
+    /// [`LiveRun::apply`], committing `extra` (checkpoint keys and values, `None` to delete)
+    /// in the same atomic write as the epoch: a caller's own progress, such as the offset of
+    /// the input it read the change from.
+    ///
+    /// # Errors
+    /// As [`LiveRun::apply`].
+    pub fn apply_with(
+        &mut self,
+        change: &Change,
+        extra: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<EpochReport> {
+        let t = Instant::now();
+        let epoch = self.state.epoch + 1;
+        let logged = LoggedChange {
+            remove_ids: change.remove_ids.clone(),
+            add: change.add.iter().map(|(_, r)| r.clone()).collect(),
+        };
+        let features_before = self.state.pois.iter().filter(|p| p.active).count() as u64
+            * self.ctx.params.travel_times_min.len() as u64;
+        let effects = step(
+            &mut self.state,
+            &self.ctx,
+            &self.whole,
+            &mut self.ws,
+            &logged,
+            Outlines::Yes,
+        )?;
+        self.state.epoch = epoch;
+        let mut report = EpochReport {
+            epoch,
+            pois_added: effects.pois_added,
+            pois_removed: effects.pois_removed,
+            rejected: effects.rejects.len() as u64,
+            ..Default::default()
+        };
+
+        // The rows of the block groups the change may have touched, before and after.
+        let touched: Vec<u32> = effects.reached.union(&effects.nearest).copied().collect();
+        let census = &self.ctx.census;
+        let mut before: BTreeMap<(u32, String), Row> = BTreeMap::new();
+        for &minutes in &self.ctx.params.travel_times_min {
+            for &bg in &touched {
+                let key = (minutes, census.block_groups[bg as usize].geoid.clone());
+                if let Some(row) = self.rows.remove(&key) {
+                    before.insert(key, row);
+                }
+            }
+        }
+        let after = rows_by_key(&self.state, &self.ctx, &self.acs, &self.cfg, Some(&touched));
+        let mut changes = Vec::new();
+        let with_rows: HashSet<&str> = before
+            .keys()
+            .chain(after.keys())
+            .map(|k| k.1.as_str())
+            .collect();
+        let mut recomputed: HashSet<String> = effects
+            .reached
+            .iter()
+            .map(|&bg| census.block_groups[bg as usize].geoid.as_str())
+            .filter(|g| with_rows.contains(g))
+            .map(str::to_string)
+            .collect();
+        let columns: Vec<Vec<u8>> = census_header(&self.acs.variables)
+            .iter()
+            .map(|c| json_string(c))
+            .collect();
+        let mut record = |op: &str, key: &(u32, String), row: Option<&Row>| {
+            changelog_line(
+                &mut changes,
+                epoch,
+                op,
+                key,
+                row.map(|r| (&columns[..], &r.cells[..])),
+            );
+            if !recomputed.contains(&key.1) {
+                recomputed.insert(key.1.clone());
+            }
+            report.rows_changed += 1;
+        };
+        // In the file's order: inserts and updates by key, then deletes by key.
+        for (key, row) in &after {
+            match before.get(key) {
+                None => record("insert", key, Some(row)),
+                Some(old) if old != row => record("update", key, Some(row)),
+                _ => {}
+            }
+        }
+        for key in before.keys() {
+            if !after.contains_key(key) {
+                record("delete", key, None);
+            }
+        }
+        // Block groups reached by a changed POI, or whose rows changed (their nearest POI):
+        // those with no row before or after (reached by no POI) are not in the outputs.
+        report.bgs_recomputed = recomputed.len() as u64;
+        self.rows.extend(after);
+
+        // Commit (the change in the log, the edits pending), then write the outputs.
+        let out = self.cfg.out.clone();
+        let len = |name: &str| std::fs::metadata(out.join(name)).map_or(0, |m| m.len());
+        let geojson = out.join("isochrones.geojson");
+        let rewritten = !effects.removed_ordinals.is_empty();
+        if rewritten {
+            rewrite_geojson(
+                &geojson,
+                &next_path(&geojson),
+                &effects.removed_ordinals,
+                &effects.added_features,
+            )?;
+        }
+        let mut rejects = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        for r in &effects.rejects {
+            rejects
+                .write_record([r.source.as_str(), r.id.as_deref().unwrap_or(""), &r.reason])
+                .map_err(|e| Error::output(out.join("rejects.csv"), e))?;
+        }
+        let pending = Pending {
+            epoch,
+            changes_from: len("changes.jsonl"),
+            changes: String::from_utf8(changes).unwrap_or_default(),
+            rewritten,
+            geojson_from: len("isochrones.geojson").saturating_sub(GEOJSON_FOOTER.len() as u64),
+            features_before,
+            added: effects.added_features,
+            rejects_from: len("rejects.csv"),
+            rejects: String::from_utf8_lossy(&rejects.into_inner().unwrap_or_default())
+                .into_owned(),
+        };
+        let log = log_key(epoch);
+        let mut commit: Vec<(&str, Option<Vec<u8>>)> = vec![
+            (log.as_str(), Some(encode(&logged))),
+            (KEY_EPOCH, Some(encode(&epoch))),
+            (KEY_PENDING, Some(encode(&pending))),
+        ];
+        commit.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        self.cp.put_all(&commit)?;
+        apply_outputs(&out, &pending)?;
+        write_census(&out, &self.acs, &self.rows)?;
+        self.cp.put_all(&[(KEY_PENDING, None)])?;
+        report.latency_s = t.elapsed().as_secs_f64();
+        report.load_s = std::mem::take(&mut self.load_s);
+        append(
+            &out.join("epochs.jsonl"),
+            None,
+            format!("{}\n", serde_json::to_string(&report).unwrap_or_default()).as_bytes(),
+        )?;
+        if epoch - self.snapshot_epoch >= self.snapshot_every {
+            self.snapshot()?;
+        }
+        if !self.quiet {
+            eprintln!(
+                "epoch {epoch}: {} added, {} removed, {} rejected; {} block groups recomputed, {} rows changed; {:.1} ms{}",
+                report.pois_added,
+                report.pois_removed,
+                report.rejected,
+                report.bgs_recomputed,
+                report.rows_changed,
+                report.latency_s * 1e3,
+                if report.load_s > 0.0 {
+                    format!(" (inputs and state loaded in {:.1} s)", report.load_s)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Ok(report)
+    }
+
+    /// Writes the state as the new snapshot and drops the log entries it includes, in one
+    /// atomic write.
+    fn snapshot(&mut self) -> Result<()> {
+        let logs: Vec<String> = (self.snapshot_epoch + 1..=self.state.epoch)
+            .map(log_key)
+            .collect();
+        let mut items: Vec<(&str, Option<Vec<u8>>)> = vec![(KEY_STATE, Some(encode(&self.state)))];
+        items.extend(logs.iter().map(|k| (k.as_str(), None)));
+        self.cp.put_all(&items)?;
+        self.snapshot_epoch = self.state.epoch;
+        Ok(())
+    }
+}
+
+/// Applies `change` to the finished run checkpointed in `dir` (opening it for this one epoch).
+///
+/// # Errors
+/// As [`LiveRun::open`] and [`LiveRun::apply`].
+pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
+    LiveRun::open(dir, quiet)?.apply(change)
+}
+
+/// The log key of `epoch` (zero-padded, so that keys sort by epoch).
+fn log_key(epoch: u64) -> String {
+    format!("{LOG_PREFIX}{epoch:020}")
+}
+
+/// Applies `change` to `state`: POIs taken out, then POIs added (numbered after every POI so
+/// far), as a fresh run over the resulting POI file would have them. Returns what changed.
+fn step(
+    state: &mut LiveState,
+    ctx: &RunContext,
+    whole: &NetworkSlice,
+    ws: &mut WorkerState,
+    change: &LoggedChange,
+    outlines: Outlines,
+) -> Result<Effects> {
+    let mut fx = Effects::default();
 
     // 1. Take POIs out.
-    let mut removed_ordinals = Vec::new();
     if !change.remove_ids.is_empty() {
         let wanted: HashSet<&str> = change.remove_ids.iter().map(String::as_str).collect();
-        let mut found: HashSet<String> = HashSet::new();
+        let mut found: HashSet<&str> = HashSet::new();
         let mut gone = HashSet::new();
         let mut ordinal = 0u64;
         let per_poi = ctx.params.travel_times_min.len() as u64;
         for p in state.pois.iter_mut().filter(|p| p.active) {
-            if wanted.contains(p.poi.id.as_str()) {
-                found.insert(p.poi.id.clone());
+            if let Some(&id) = wanted.get(p.poi.id.as_str()) {
+                found.insert(id);
                 p.active = false;
                 gone.insert(p.poi.poi);
-                removed_ordinals.extend(ordinal..ordinal + per_poi);
+                fx.removed_ordinals.extend(ordinal..ordinal + per_poi);
                 let iso = poi_isochrone(
                     &whole.network,
                     &whole.link_cells,
@@ -230,21 +605,20 @@ pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
                     &mut ws.iso,
                 );
                 state.acc.coverage.add(&iso, -1)?;
-                let reach = reach_of(&ctx, &iso, &mut ws);
-                touched.extend(reach.iter().map(|r| r.0));
+                let reach = reach_of(ctx, &iso, ws);
+                fx.reached.extend(reach.iter().map(|r| r.0));
                 state.acc.count_reach(&reach, -1)?;
-                report.pois_removed += 1;
+                fx.pois_removed += 1;
             }
             ordinal += per_poi;
         }
         for id in &change.remove_ids {
-            if !found.contains(id) {
-                reject(Reject {
+            if !found.contains(id.as_str()) {
+                fx.rejects.push(Reject {
                     source: "remove".into(),
                     id: Some(id.clone()),
                     reason: "no POI with this id in the run".into(),
                 });
-                report.rejected += 1;
             }
         }
         if !gone.is_empty() {
@@ -252,7 +626,7 @@ pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
             let xy: Vec<_> = active.clone().map(|p| (p.poi.poi, p.poi.xy)).collect();
             let snaps: Vec<_> = active.map(|p| (p.poi.poi, p.poi.snap)).collect();
             if let Some(f) = &mut state.acc.straight {
-                f.remove(&gone, &xy);
+                fx.nearest.extend(f.remove(&gone, &xy));
             }
             if let Some(f) = &mut state.acc.network {
                 f.remove(&whole.network, &gone, &snaps);
@@ -260,169 +634,89 @@ pub fn update(dir: &Path, change: &Change, quiet: bool) -> Result<EpochReport> {
         }
     }
 
-    // 2. Add POIs, in file order, numbered after every POI so far.
-    let mut added = Vec::new();
-    if let Some(path) = &change.add {
-        let mut stream = crate::poi::open_pois(path)?;
-        while let Some(chunk) = stream.next_chunk(1024)? {
-            for (_, record) in chunk {
-                let seq = state.next_seq;
-                state.next_seq += 1;
-                let poi = match record {
-                    Ok(p) => p,
-                    Err(r) => {
-                        reject(r);
-                        report.rejected += 1;
-                        continue;
-                    }
-                };
-                let mut secs = [0.0; 3];
-                match process_poi(&ctx, &whole, &poi, seq, Outlines::Yes, &mut ws, &mut secs) {
-                    Ok(work) => {
-                        state.acc.coverage.add(&work.isochrone, 1)?;
-                        touched.extend(work.reach.iter().map(|r| r.0));
-                        state.acc.count_reach(&work.reach, 1)?;
-                        let p = work.processed;
-                        if let Some(f) = &mut state.acc.straight {
-                            f.add(&[(p.poi, p.xy)]);
-                        }
-                        if let Some(f) = &mut state.acc.network {
-                            f.add(&whole.network, &[(p.poi, p.snap)]);
-                        }
-                        for f in &work.features {
-                            let mut text = String::new();
-                            output::feature_json(&mut text, f);
-                            added.push(text);
-                        }
-                        state.pois.push(LivePoi {
-                            poi: p,
-                            active: true,
-                        });
-                        report.pois_added += 1;
-                    }
-                    Err(r) => {
-                        reject(r);
-                        report.rejected += 1;
-                    }
-                }
+    // 2. Add POIs, in order, numbered after every POI so far.
+    for record in &change.add {
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let poi = match record {
+            Ok(p) => p,
+            Err(r) => {
+                fx.rejects.push(r.clone());
+                continue;
             }
+        };
+        let mut secs = [0.0; 3];
+        match process_poi(ctx, whole, poi, seq, outlines, ws, &mut secs) {
+            Ok(work) => {
+                state.acc.coverage.add(&work.isochrone, 1)?;
+                fx.reached.extend(work.reach.iter().map(|r| r.0));
+                state.acc.count_reach(&work.reach, 1)?;
+                let p = work.processed;
+                if let Some(f) = &mut state.acc.straight {
+                    fx.nearest.extend(f.add(&[(p.poi, p.xy)]));
+                }
+                if let Some(f) = &mut state.acc.network {
+                    f.add(&whole.network, &[(p.poi, p.snap)]);
+                }
+                for f in &work.features {
+                    let mut text = String::new();
+                    output::feature_json(&mut text, f);
+                    fx.added_features.push(text);
+                }
+                state.pois.push(LivePoi {
+                    poi: p,
+                    active: true,
+                });
+                fx.pois_added += 1;
+            }
+            Err(r) => fx.rejects.push(r),
         }
     }
 
-    // 3. What changed: block groups and rows.
-    changed(
-        straight_before,
-        state.acc.straight.as_ref().map(|f| f.result()),
-        &mut touched,
-    );
-    changed(
-        network_before,
-        state.acc.network.as_ref().map(|f| f.result()),
-        &mut touched,
-    );
-    let after = rows_by_key(&state, &ctx, &acs, &cfg);
-    // Block groups with no row before or after (reached by no POI) are not in the outputs.
-    let with_rows: HashSet<&str> = before
-        .keys()
-        .chain(after.keys())
-        .map(|k| k.1.as_str())
-        .collect();
-    report.bgs_recomputed = touched
-        .iter()
-        .filter(|bg| with_rows.contains(ctx.census.block_groups[**bg as usize].geoid.as_str()))
-        .count() as u64;
-    let header = census_header(&acs.variables);
-    let mut changes = String::new();
-    let mut record = |op: &str, key: &(u32, String), row: Option<&Vec<String>>| {
-        let row = row.map(|r| {
-            header
-                .iter()
-                .cloned()
-                .zip(r.iter().cloned().map(serde_json::Value::String))
-                .collect::<serde_json::Map<_, _>>()
-        });
-        let line = serde_json::json!({
-            "epoch": epoch, "op": op, "key": key.1, "travel_time_minutes": key.0, "row": row,
-        });
-        changes.push_str(&line.to_string());
-        changes.push('\n');
-        report.rows_changed += 1;
-    };
-    for (key, row) in &after {
-        match before.get(key) {
-            None => record("insert", key, Some(row)),
-            Some(old) if old != row => record("update", key, Some(row)),
-            _ => {}
-        }
+    // 3. Block groups whose network-nearest POI may have changed.
+    if let Some(f) = &mut state.acc.network {
+        fx.nearest.extend(f.take_changed());
     }
-    for key in before.keys() {
-        if !after.contains_key(key) {
-            record("delete", key, None);
-        }
-    }
-
-    // 4. Commit, then write the outputs.
-    state.epoch = epoch;
-    let len = |name: &str| std::fs::metadata(out.join(name)).map_or(0, |m| m.len());
-    let geojson = out.join("isochrones.geojson");
-    let rewritten = !removed_ordinals.is_empty();
-    if rewritten {
-        rewrite_geojson(&geojson, &next_path(&geojson), &removed_ordinals, &added)?;
-    }
-    let pending = Pending {
-        epoch,
-        changes_from: len("changes.jsonl"),
-        changes,
-        rewritten,
-        geojson_from: len("isochrones.geojson").saturating_sub(GEOJSON_FOOTER.len() as u64),
-        features_before,
-        added,
-        rejects_from: len("rejects.csv"),
-        rejects: String::from_utf8_lossy(&rejects.into_inner().unwrap_or_default()).into_owned(),
-    };
-    cp.put_all(&[
-        (KEY_STATE, Some(encode(&state))),
-        (KEY_EPOCH, Some(encode(&epoch))),
-        (KEY_PENDING, Some(encode(&pending))),
-    ])?;
-    apply_outputs(out, &pending)?;
-    write_census(out, &acs, &after)?;
-    cp.put_all(&[(KEY_PENDING, None)])?;
-    report.latency_s = t.elapsed().as_secs_f64();
-    report.load_s = load_s;
-    append(
-        &out.join("epochs.jsonl"),
-        None,
-        format!("{}\n", serde_json::to_string(&report).unwrap_or_default()).as_bytes(),
-    )?;
-    if !quiet {
-        eprintln!(
-            "epoch {epoch}: {} added, {} removed, {} rejected; {} block groups recomputed, {} rows changed; {:.1} ms (inputs loaded in {:.1} s)",
-            report.pois_added,
-            report.pois_removed,
-            report.rejected,
-            report.bgs_recomputed,
-            report.rows_changed,
-            report.latency_s * 1e3,
-            report.load_s
-        );
-    }
-    Ok(report)
+    Ok(fx)
 }
 
-/// Adds to `touched` the indices where `before` and `after` differ.
-fn changed<T: PartialEq>(
-    before: Option<Vec<T>>,
-    after: Option<Vec<T>>,
-    touched: &mut BTreeSet<u32>,
+/// `text` as a JSON string.
+fn json_string(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    // Writing a string to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, text);
+    out
+}
+
+/// Appends to `out` the `changes.jsonl` line of one row:
+/// `{"epoch":E,"op":OP,"key":GEOID,"travel_time_minutes":T,"row":{column:cell,...}|null}`,
+/// the row's columns in `census.csv`'s order.
+fn changelog_line(
+    out: &mut Vec<u8>,
+    epoch: u64,
+    op: &str,
+    key: &(u32, String),
+    row: Option<(&[Vec<u8>], &[String])>,
 ) {
-    if let (Some(a), Some(b)) = (before, after) {
-        for (k, (x, y)) in a.iter().zip(&b).enumerate() {
-            if x != y {
-                touched.insert(k as u32);
+    out.extend_from_slice(format!("{{\"epoch\":{epoch},\"op\":\"{op}\",\"key\":").as_bytes());
+    out.extend_from_slice(&json_string(&key.1));
+    out.extend_from_slice(format!(",\"travel_time_minutes\":{},\"row\":", key.0).as_bytes());
+    match row {
+        None => out.extend_from_slice(b"null"),
+        Some((columns, cells)) => {
+            out.push(b'{');
+            for (k, (c, v)) in columns.iter().zip(cells).enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(c);
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut *out, v);
             }
+            out.push(b'}');
         }
     }
+    out.extend_from_slice(b"}\n");
 }
 
 /// The live state of a finished run, from its batch records.
@@ -454,50 +748,77 @@ fn replay(
     })
 }
 
-/// The census rows, keyed by (travel time, GEOID), as the cells `census.csv` holds.
+/// A row of `census.csv`: its cells, and its line as the file holds it.
+#[derive(Clone, Debug, PartialEq)]
+struct Row {
+    cells: Vec<String>,
+    line: Vec<u8>,
+}
+
+/// The census rows keyed by (travel time, GEOID) — all of them, or those of the block
+/// groups `only` (ascending).
 fn rows_by_key(
     state: &LiveState,
     ctx: &RunContext,
-    acs: &crate::census::AcsTable,
+    acs: &AcsTable,
     cfg: &RunConfig,
-) -> BTreeMap<(u32, String), Vec<String>> {
-    let rows = crate::pipeline::census_rows(&state.acc, &ctx.census, &ctx.params, acs);
-    let names = poi_names(state);
-    rows.iter()
+    only: Option<&[u32]>,
+) -> BTreeMap<(u32, String), Row> {
+    let rows = match only {
+        Some(bgs) => {
+            crate::pipeline::census_rows_of(&state.acc, &ctx.census, &ctx.params, acs, bgs)
+        }
+        None => crate::pipeline::census_rows(&state.acc, &ctx.census, &ctx.params, acs),
+    };
+    let names = state.names(rows.iter().filter_map(|r| r.nearest_poi()));
+    // All lines into one writer (writing to a Vec cannot fail), cut at each row's end.
+    let mut text = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    let mut ends = Vec::with_capacity(rows.len());
+    let cells: Vec<Vec<String>> = rows
+        .iter()
         .map(|r| {
-            (
-                (r.minutes, r.geoid.clone()),
-                census_record(r, &names, acs.variables.len(), cfg.analysis.mode),
-            )
+            let cells = census_record(r, &names, acs.variables.len(), cfg.analysis.mode);
+            let _ = text.write_record(&cells);
+            let _ = text.flush();
+            ends.push(text.get_ref().len());
+            cells
+        })
+        .collect();
+    let text = text.into_inner().unwrap_or_default();
+    let mut from = 0;
+    rows.iter()
+        .zip(cells)
+        .zip(ends)
+        .map(|((r, cells), end)| {
+            let line = text[from..end].to_vec();
+            from = end;
+            ((r.minutes, r.geoid.clone()), Row { cells, line })
         })
         .collect()
 }
 
-/// Id and name of every active POI, by sequence number.
-fn poi_names(state: &LiveState) -> HashMap<u32, (String, String)> {
-    state
-        .pois
-        .iter()
-        .filter(|p| p.active)
-        .map(|p| (p.poi.poi, (p.poi.id.clone(), p.poi.name.clone())))
-        .collect()
-}
-
-/// Writes `census.csv` from its rows as [`rows_by_key`] gives them (their key order, travel
-/// time then GEOID, is the file's order).
-fn write_census(
-    out: &Path,
-    acs: &crate::census::AcsTable,
-    rows: &BTreeMap<(u32, String), Vec<String>>,
-) -> Result<()> {
-    output::write_atomic(&out.join("census.csv"), |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        csv.write_record(census_header(&acs.variables))?;
-        for row in rows.values() {
-            csv.write_record(row)?;
-        }
-        csv.flush()
-    })
+/// Writes `census.csv` from its rows (their key order, travel time then GEOID, is the file's
+/// order). Like the checkpoint's writes it is not fsynced: it survives a killed process, and
+/// the state it is made from is committed before it.
+fn write_census(out: &Path, acs: &AcsTable, rows: &BTreeMap<(u32, String), Row>) -> Result<()> {
+    let path = out.join("census.csv");
+    let tmp = path.with_extension("csv.tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| Error::output(&tmp, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut header = csv::Writer::from_writer(Vec::new());
+    header
+        .write_record(census_header(&acs.variables))
+        .map_err(|e| Error::output(&path, e))?;
+    let header = header.into_inner().unwrap_or_default();
+    std::iter::once(&header[..])
+        .chain(rows.values().map(|r| &r.line[..]))
+        .try_for_each(|line| w.write_all(line))
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::output(&tmp, e))?;
+    drop(w);
+    std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))
 }
 
 /// Applies an epoch's edits of `changes.jsonl`, `isochrones.geojson` and `rejects.csv`. Each

@@ -45,15 +45,11 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Command::Add(args) => socialmapper::incremental::update(
-            &args.checkpoint,
-            &socialmapper::incremental::Change {
-                add: Some(args.pois),
-                ..Default::default()
-            },
-            cli.quiet,
-        )
-        .map(|_| ()),
+        Command::Add(args) => socialmapper::incremental::Change::add_file(&args.pois)
+            .and_then(|change| {
+                socialmapper::incremental::update(&args.checkpoint, &change, cli.quiet)
+            })
+            .map(|_| ()),
         Command::Remove(args) => remove_ids(&args).and_then(|ids| {
             socialmapper::incremental::update(
                 &args.checkpoint,

@@ -17,7 +17,7 @@ use crate::osm::OsmRoads;
 use crate::output::{self, CensusRow, NetworkReport, RunReport, StreamProgress, StreamedOutputs};
 use crate::stages::census_join::{CensusIndex, CoverageCounts, CoverageDelta};
 use crate::stages::cluster::{ClusterParams, default_tile_m, reach_radius_m};
-use crate::stages::distance::{NetworkFold, StraightFold};
+use crate::stages::distance::{NetworkFold, NetworkNearest, StraightFold};
 use crate::stages::network::{LocalExtract, Network, NetworkSlice};
 use crate::types::Reject;
 use serde::{Deserialize, Serialize};
@@ -411,19 +411,25 @@ pub(crate) fn census_rows(
     params: &crate::stages::isochrone::IsochroneParams,
     acs: &AcsTable,
 ) -> Vec<CensusRow> {
-    let straight = acc
-        .straight
-        .as_ref()
-        .map(StraightFold::result)
-        .unwrap_or_default();
-    let network_near = acc
-        .network
-        .as_ref()
-        .map(NetworkFold::result)
-        .unwrap_or_default();
+    let reached: Vec<u32> = acc.reach.keys().copied().collect();
+    census_rows_of(acc, census, params, acs, &reached)
+}
+
+/// The rows of the block groups `bgs` (ascending; those no POI reaches have none), in the
+/// order of [`census_rows`].
+pub(crate) fn census_rows_of(
+    acc: &Accumulated,
+    census: &CensusIndex,
+    params: &crate::stages::isochrone::IsochroneParams,
+    acs: &AcsTable,
+    bgs: &[u32],
+) -> Vec<CensusRow> {
     let mut rows = Vec::new();
     for (ti, &minutes) in params.travel_times_min.iter().enumerate() {
-        for (&bg, counts) in &acc.reach {
+        for &bg in bgs {
+            let Some(counts) = acc.reach.get(&bg) else {
+                continue;
+            };
             let reaching = counts.get(ti).copied().unwrap_or(0);
             if reaching == 0 {
                 continue;
@@ -432,8 +438,11 @@ pub(crate) fn census_rows(
             rows.push(CensusRow {
                 geoid: prepared.geoid.clone(),
                 centroid_lonlat: prepared.centroid_lonlat,
-                straight: straight[bg as usize],
-                network: network_near[bg as usize],
+                straight: acc.straight.as_ref().and_then(|f| f.result_of(bg as usize)),
+                network: acc
+                    .network
+                    .as_ref()
+                    .map_or(NetworkNearest::NoRoad, |f| f.result_of(bg as usize)),
                 coverage_share: acc.coverage.share(census, bg, ti),
                 pois_reaching: reaching,
                 minutes,

@@ -70,14 +70,20 @@ impl StraightFold {
     }
 
     /// Folds in one batch of POIs (EPSG:5070 points with their run indices). Each POI index
-    /// is to be added once.
-    pub fn add(&mut self, pois: &[(u32, Coord<f64>)]) {
+    /// is to be added once. Returns the targets whose nearest POI changed, ascending.
+    pub fn add(&mut self, pois: &[(u32, Coord<f64>)]) -> Vec<u32> {
         let Some(grid) = PoiGrid::new(pois) else {
-            return;
+            return Vec::new();
         };
-        for (t, best) in self.targets.iter().zip(&mut self.best) {
+        let mut changed = Vec::new();
+        for (k, (t, best)) in self.targets.iter().zip(&mut self.best).enumerate() {
+            let before = *best;
             grid.offer_nearest(*t, best);
+            if *best != before {
+                changed.push(k as u32);
+            }
         }
+        changed
     }
 
     /// Takes the POIs `removed` out: the targets whose nearest POI was one of them look again
@@ -109,6 +115,11 @@ impl StraightFold {
     /// For each target, the nearest POI of all batches so far (`None` before any POI).
     pub fn result(&self) -> Vec<Option<StraightNearest>> {
         self.best.clone()
+    }
+
+    /// The nearest POI of target `t` (as in [`StraightFold::result`]).
+    pub fn result_of(&self, t: usize) -> Option<StraightNearest> {
+        self.best[t]
     }
 }
 
@@ -392,6 +403,15 @@ pub struct NetworkFold {
     by_link: HashMap<LinkId, Vec<u32>>,
     #[serde(skip)]
     search: PrunedSearch,
+    /// What changed since [`NetworkFold::take_changed`], when tracked: nodes whose label was
+    /// set, targets whose on-link best may have changed (both may repeat). Not tracked during
+    /// a run, whose memory must stay flat.
+    #[serde(skip)]
+    changed: Option<(Vec<NodeId>, Vec<u32>)>,
+    /// The targets at each node (a target's link starts or ends there), built when first
+    /// needed: `targets_at.1[targets_at.0[n]..targets_at.0[n + 1]]`.
+    #[serde(skip)]
+    targets_at: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
 }
 
 /// A node's best label: reached at `time_ms` from POI `poi` over `length_m` metres of road.
@@ -500,7 +520,54 @@ impl NetworkFold {
             targets,
             by_link,
             search: PrunedSearch::default(),
+            changed: None,
+            targets_at: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Starts recording which targets each later `add` and `remove` may change, for
+    /// [`NetworkFold::take_changed`].
+    pub fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Default::default);
+    }
+
+    /// The targets whose nearest POI may have changed since the last call (or since
+    /// [`NetworkFold::track_changes`]), ascending: those at a node whose label was set, and
+    /// those whose on-link best was offered or reset. A superset of the targets whose
+    /// [`NetworkFold::result_of`] differs, at the cost of the changes (not of the network).
+    pub fn take_changed(&mut self) -> Vec<u32> {
+        let Some((nodes, mut targets)) = self.changed.replace(Default::default()) else {
+            return Vec::new();
+        };
+        let (start, at) = self.targets_at.get_or_init(|| {
+            // A CSR of node → targets, from the targets' link ends.
+            let mut count = vec![0u32; self.labels.len() + 1];
+            for t in self.targets.iter().flatten() {
+                count[t.start as usize + 1] += 1;
+                count[t.end as usize + 1] += 1;
+            }
+            for n in 1..count.len() {
+                count[n] += count[n - 1];
+            }
+            let mut fill = count.clone();
+            let mut at = vec![0u32; count[self.labels.len()] as usize];
+            for (k, t) in self.targets.iter().enumerate() {
+                if let Some(t) = t {
+                    for n in [t.start, t.end] {
+                        at[fill[n as usize] as usize] = k as u32;
+                        fill[n as usize] += 1;
+                    }
+                }
+            }
+            (count, at)
+        });
+        for n in nodes {
+            targets
+                .extend_from_slice(&at[start[n as usize] as usize..start[n as usize + 1] as usize]);
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        targets
     }
 
     /// Folds in one batch of POIs snapped to `network` (the network given to
@@ -522,6 +589,9 @@ impl NetworkFold {
                 if let Some(tl) = self.targets[t as usize].as_mut() {
                     offer_on_link(tl, *k, s.fraction);
                 }
+            }
+            if let Some(c) = &mut self.changed {
+                c.1.extend_from_slice(ts);
             }
         }
         let mut seeds = Vec::new();
@@ -557,9 +627,14 @@ impl NetworkFold {
     ) -> usize {
         let g = &network.graph;
         // POIs on the same link as a target: recompute the targets that had a removed one.
-        for t in self.targets.iter_mut().flatten() {
-            if t.on_link.is_some_and(|(_, poi, _)| removed.contains(&poi)) {
+        for (k, t) in self.targets.iter_mut().enumerate() {
+            if let Some(t) = t
+                && t.on_link.is_some_and(|(_, poi, _)| removed.contains(&poi))
+            {
                 t.on_link = None;
+                if let Some(c) = &mut self.changed {
+                    c.1.push(k as u32);
+                }
             }
         }
         let mut in_cell = vec![false; self.labels.len()];
@@ -570,6 +645,9 @@ impl NetworkFold {
                 in_cell[n] = true;
                 cell.push(n as NodeId);
             }
+        }
+        if let Some(c) = &mut self.changed {
+            c.0.extend_from_slice(&cell);
         }
         // The boundary: edges from outside into the cell.
         let mut seeds = Vec::new();
@@ -607,6 +685,9 @@ impl NetworkFold {
                         offer_on_link(tl, *k, snap.fraction);
                     }
                 }
+                if let Some(c) = &mut self.changed {
+                    c.1.extend_from_slice(ts);
+                }
             }
         }
         for (k, snap) in &near {
@@ -631,6 +712,7 @@ impl NetworkFold {
         let g = &network.graph;
         let labels = &mut self.labels;
         let s = &mut self.search;
+        let mut changed = self.changed.as_mut().map(|c| &mut c.0);
         if s.done.len() < labels.len() {
             s.done.resize(labels.len(), 0);
         }
@@ -664,6 +746,11 @@ impl NetworkFold {
             }
             s.done[u] = generation;
             settled += 1;
+            // Every node whose label the search sets is queued and, the heap being run dry,
+            // settled once: recording settled nodes records them all.
+            if let Some(c) = changed.as_mut() {
+                c.push(u as NodeId);
+            }
             for e in g.out_edges(u as NodeId) {
                 let v = g.head[e] as usize;
                 let t = time.saturating_add(g.time_ms[e]);
@@ -687,30 +774,30 @@ impl NetworkFold {
     /// The nearest POI of each target over all batches so far: from the labels at the ends of
     /// its link, then from POIs on the link itself, as [`network_nearest`] offers them.
     pub fn result(&self) -> Vec<NetworkNearest> {
-        self.targets
-            .iter()
-            .map(|t| {
-                let Some(t) = t else {
-                    return NetworkNearest::NoRoad;
-                };
-                let g_ = t.fraction;
-                let mut best = None;
-                let (a, b) = (self.labels[t.start as usize], self.labels[t.end as usize]);
-                if let (Some(tt), true) = (t.along, a.reached()) {
-                    let time = a.time_ms as f64 + g_ * tt as f64;
-                    offer_to(&mut best, time, a.poi, a.length_m + g_ * t.length_m);
-                }
-                if let (Some(tt), true) = (t.against, b.reached()) {
-                    let time = b.time_ms as f64 + (1.0 - g_) * tt as f64;
-                    let length = b.length_m + (1.0 - g_) * t.length_m;
-                    offer_to(&mut best, time, b.poi, length);
-                }
-                if let Some((time, poi, length)) = t.on_link {
-                    offer_to(&mut best, time, poi, length);
-                }
-                NetworkNearest::from_best(best)
-            })
-            .collect()
+        (0..self.targets.len()).map(|t| self.result_of(t)).collect()
+    }
+
+    /// The nearest POI of target `t` (as in [`NetworkFold::result`]).
+    pub fn result_of(&self, t: usize) -> NetworkNearest {
+        let Some(t) = &self.targets[t] else {
+            return NetworkNearest::NoRoad;
+        };
+        let g_ = t.fraction;
+        let mut best = None;
+        let (a, b) = (self.labels[t.start as usize], self.labels[t.end as usize]);
+        if let (Some(tt), true) = (t.along, a.reached()) {
+            let time = a.time_ms as f64 + g_ * tt as f64;
+            offer_to(&mut best, time, a.poi, a.length_m + g_ * t.length_m);
+        }
+        if let (Some(tt), true) = (t.against, b.reached()) {
+            let time = b.time_ms as f64 + (1.0 - g_) * tt as f64;
+            let length = b.length_m + (1.0 - g_) * t.length_m;
+            offer_to(&mut best, time, b.poi, length);
+        }
+        if let Some((time, poi, length)) = t.on_link {
+            offer_to(&mut best, time, poi, length);
+        }
+        NetworkNearest::from_best(best)
     }
 }
 
@@ -1262,39 +1349,98 @@ mod fold_tests {
 
     /// The fold against per-POI single-source Dijkstra with petgraph (an independent
     /// implementation) on small random graphs with one-way roads and several POIs per link.
+    /// A random network of up to 32 nodes in a 1 km square (none when it drew no edge).
+    fn random_network(rng: &mut XorShift) -> Option<Network> {
+        let n = 3 + rng.below(30) as usize;
+        let xy: Vec<_> = (0..n)
+            .map(|_| Coord {
+                x: 1000.0 * rng.unit(),
+                y: 1000.0 * rng.unit(),
+            })
+            .collect();
+        let edges: Vec<_> = (0..rng.below(3 * n as u64))
+            .map(|_| {
+                let from = rng.below(n as u64) as u32;
+                let to = rng.below(n as u64) as u32;
+                PlainEdge {
+                    from,
+                    to,
+                    time_ms: 1 + rng.below(50_000) as u32,
+                    length_m: 1.0 + 500.0 * rng.unit(),
+                    both_ways: rng.below(2) == 0,
+                }
+            })
+            .collect();
+        (!edges.is_empty()).then(|| {
+            Network::from_graph(
+                RoadGraph::from_edges(xy, &edges),
+                Mode::Drive,
+                Direction::FromPoi,
+            )
+        })
+    }
+
+    #[test]
+    fn folds_report_every_target_whose_nearest_poi_changes() {
+        let mut rng = XorShift(0x0c4a_63e5);
+        let point = |rng: &mut XorShift| Coord {
+            x: 1000.0 * rng.unit(),
+            y: 1000.0 * rng.unit(),
+        };
+        for round in 0..60 {
+            let Some(net) = random_network(&mut rng) else {
+                continue;
+            };
+            let targets: Vec<_> = (0..25).map(|_| point(&mut rng)).collect();
+            let mut network = NetworkFold::new(&net, &targets, 1e6);
+            let mut straight = StraightFold::new(targets.clone());
+            network.track_changes();
+            let mut live: Vec<(u32, Snap, Coord<f64>)> = Vec::new();
+            for (k, step) in (0..12u32).zip(0..) {
+                let (net_before, straight_before) = (network.result(), straight.result());
+                let straight_changed = if step % 3 == 2 && !live.is_empty() {
+                    // Take one POI out.
+                    let gone = live.remove(rng.below(live.len() as u64) as usize).0;
+                    let removed = std::collections::HashSet::from([gone]);
+                    let snaps: Vec<_> = live.iter().map(|p| (p.0, p.1)).collect();
+                    let xy: Vec<_> = live.iter().map(|p| (p.0, p.2)).collect();
+                    network.remove(&net, &removed, &snaps);
+                    straight.remove(&removed, &xy)
+                } else {
+                    let at = point(&mut rng);
+                    let snap = net.snap_index.nearest(at, 1e6).expect("a road");
+                    live.push((k, snap, at));
+                    network.add(&net, &[(k, snap)]);
+                    straight.add(&[(k, at)])
+                };
+                let reported = network.take_changed();
+                for t in 0..targets.len() {
+                    if network.result_of(t) != net_before[t] {
+                        assert!(
+                            reported.contains(&(t as u32)),
+                            "round {round}, step {step}, target {t}"
+                        );
+                    }
+                    let moved = straight.result_of(t) != straight_before[t];
+                    assert_eq!(
+                        moved,
+                        straight_changed.contains(&(t as u32)),
+                        "round {round}, step {step}, target {t}"
+                    );
+                }
+                assert!(reported.windows(2).all(|w| w[0] < w[1]));
+            }
+        }
+    }
+
     #[test]
     fn network_fold_agrees_with_per_poi_petgraph_searches() {
         use petgraph::graph::DiGraph;
         let mut rng = XorShift(0x0dd_ba11);
         for round in 0..40 {
-            let n = 3 + rng.below(30) as usize;
-            let xy: Vec<_> = (0..n)
-                .map(|_| Coord {
-                    x: 1000.0 * rng.unit(),
-                    y: 1000.0 * rng.unit(),
-                })
-                .collect();
-            let edges: Vec<_> = (0..rng.below(3 * n as u64))
-                .map(|_| {
-                    let from = rng.below(n as u64) as u32;
-                    let to = rng.below(n as u64) as u32;
-                    PlainEdge {
-                        from,
-                        to,
-                        time_ms: 1 + rng.below(50_000) as u32,
-                        length_m: 1.0 + 500.0 * rng.unit(),
-                        both_ways: rng.below(2) == 0,
-                    }
-                })
-                .collect();
-            if edges.is_empty() {
+            let Some(net) = random_network(&mut rng) else {
                 continue;
-            }
-            let net = Network::from_graph(
-                RoadGraph::from_edges(xy, &edges),
-                Mode::Drive,
-                Direction::FromPoi,
-            );
+            };
             let point = |rng: &mut XorShift| Coord {
                 x: 1000.0 * rng.unit(),
                 y: 1000.0 * rng.unit(),

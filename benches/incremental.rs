@@ -15,11 +15,14 @@
 //! `rejects.csv`, `epochs.jsonl`), committed to RocksDB first. At the end `census.csv` must be
 //! byte for byte what the run wrote: the benchmark measures real updates, not no-ops.
 //!
+//! `--reuse` takes the finished run of an earlier invocation as it is (its time from its
+//! `run.json`) instead of running it again; its checkpoint then carries the earlier epochs.
+//!
 //! `--bin` runs the full recompute with another build (a copy, so that rebuilding during a
 //! long measurement does not change the program measured).
 
 use socialmapper::incremental::{Change, EpochReport, LiveRun};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -32,6 +35,8 @@ struct Args {
     workers: usize,
     dir: PathBuf,
     bin: PathBuf,
+    /// Reuse the finished run of an earlier invocation (its time read from its `run.json`).
+    reuse: bool,
 }
 
 fn parse_args() -> Args {
@@ -44,6 +49,7 @@ fn parse_args() -> Args {
         workers: 2,
         dir: PathBuf::from("target/incremental"),
         bin: PathBuf::from(env!("CARGO_BIN_EXE_socialmapper")),
+        reuse: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -57,6 +63,7 @@ fn parse_args() -> Args {
             "--workers" => a.workers = value().parse().expect("--workers N"),
             "--dir" => a.dir = PathBuf::from(value()),
             "--bin" => a.bin = PathBuf::from(value()),
+            "--reuse" => a.reuse = true,
             // cargo bench passes --bench; anything else unknown is a mistake.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -109,6 +116,28 @@ fn region(args: &Args) -> (PathBuf, PathBuf, Vec<(String, PathBuf)>) {
     (dir, base, adds)
 }
 
+/// Runs the first `pois` POIs with `socialmapper run` in a fresh process; returns its wall
+/// time (reading inputs, dataflow, outputs).
+fn full_run(args: &Args, dir: &Path, base: &Path, out: &Path, cp: &Path) -> f64 {
+    let t = Instant::now();
+    let status = Command::new(&args.bin)
+        .arg("run")
+        .arg(dir.join("flow.toml"))
+        .arg("--pois")
+        .arg(base)
+        .args(["--mode", &args.mode, "--travel-time", &args.minutes])
+        .args(["-w", &args.workers.to_string(), "-q", "--fresh", "--out"])
+        .arg(out)
+        .arg("--checkpoint")
+        .arg(cp)
+        .status()
+        .expect("run socialmapper run");
+    assert!(status.success(), "the full run failed");
+    let full_s = t.elapsed().as_secs_f64();
+    println!("full run: {full_s:.1} s");
+    full_s
+}
+
 /// Median, 90th percentile and largest of `xs` (sorted in place).
 fn spread(xs: &mut [f64]) -> (f64, f64, f64) {
     xs.sort_by(f64::total_cmp);
@@ -126,23 +155,24 @@ fn main() {
     );
 
     // The full recompute, in its own process.
-    let t = Instant::now();
-    let status = Command::new(&args.bin)
-        .arg("run")
-        .arg(dir.join("flow.toml"))
-        .arg("--pois")
-        .arg(&base)
-        .args(["--mode", &args.mode, "--travel-time", &args.minutes])
-        .args(["-w", &args.workers.to_string(), "-q", "--fresh", "--out"])
-        .arg(&out)
-        .arg("--checkpoint")
-        .arg(&cp)
-        .status()
-        .expect("run socialmapper run");
-    assert!(status.success(), "the full run failed");
-    let full_s = t.elapsed().as_secs_f64();
+    let run_json = out.join("run.json");
+    let full_s = if args.reuse && run_json.is_file() {
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&run_json).expect("run.json")).expect("JSON");
+        let total = report["timings_s"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|t| t[0] == "total")
+                    .and_then(|t| t[1].as_f64())
+            })
+            .expect("the run's total time");
+        println!("full run (reused): {total:.1} s");
+        total
+    } else {
+        full_run(&args, &dir, &base, &out, &cp)
+    };
     let census_before = std::fs::read(out.join("census.csv")).expect("census.csv");
-    println!("full run: {full_s:.1} s");
 
     // Updates, in this process.
     let t = Instant::now();

@@ -127,6 +127,12 @@ pub struct EpochReport {
     /// Seconds from the change being handed over to the outputs written (inputs and state
     /// loaded before).
     pub latency_s: f64,
+    /// Of the latency: seconds applying the change to the state (isochrones, counts, folds).
+    pub apply_s: f64,
+    /// Of the latency: seconds making the touched rows and the changelog.
+    pub rows_s: f64,
+    /// Of the latency: seconds committing and writing the outputs.
+    pub write_s: f64,
     /// Seconds spent loading the run's inputs and state (by the process that applied it).
     pub load_s: f64,
 }
@@ -402,8 +408,10 @@ impl LiveRun {
             Outlines::Yes,
         )?;
         self.state.epoch = epoch;
+        let applied = t.elapsed().as_secs_f64();
         let mut report = EpochReport {
             epoch,
+            apply_s: applied,
             pois_added: effects.pois_added,
             pois_removed: effects.pois_removed,
             rejected: effects.rejects.len() as u64,
@@ -472,6 +480,8 @@ impl LiveRun {
         self.rows.extend(after);
 
         // Commit (the change in the log, the edits pending), then write the outputs.
+        let rows_done = t.elapsed().as_secs_f64();
+        report.rows_s = rows_done - applied;
         let out = self.cfg.out.clone();
         let len = |name: &str| std::fs::metadata(out.join(name)).map_or(0, |m| m.len());
         let geojson = out.join("isochrones.geojson");
@@ -516,6 +526,7 @@ impl LiveRun {
         write_census(&out, &self.acs, &self.rows)?;
         self.cp.put_all(&[(KEY_PENDING, None)])?;
         report.latency_s = t.elapsed().as_secs_f64();
+        report.write_s = report.latency_s - rows_done;
         report.load_s = std::mem::take(&mut self.load_s);
         append(
             &out.join("epochs.jsonl"),

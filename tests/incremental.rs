@@ -306,3 +306,107 @@ fn an_added_poi_recomputes_exactly_the_block_groups_it_can_affect() {
     );
     assert!(!geoids("alone").is_empty(), "the new POI reaches nothing");
 }
+
+/// A synthetic region: random sequences of epochs (adds, removals, both at once, unknown ids)
+/// applied in one process that is closed and opened again between them (so that the state
+/// comes back from snapshots and from the log of epochs after them), each checked against a
+/// fresh run over the resulting POI file.
+#[test]
+fn random_epochs_on_a_synthetic_region_equal_fresh_runs() {
+    use socialmapper::incremental::{Change, LiveRun};
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let t = tmp.path();
+    let region = t.join("region");
+    let region_s = region.display().to_string();
+    socialmapper(&[
+        "-q", "synth", "--nodes", "30000", "--pois", "260", "--seed", "11", "--out", &region_s,
+    ]);
+    let text = std::fs::read_to_string(region.join("pois.csv")).expect("POIs");
+    let mut lines = text.lines();
+    let header = lines.next().expect("header").to_string();
+    let rows: Vec<String> = lines.map(str::to_string).collect();
+    let id = |row: &str| row.split(',').next().expect("id").to_string();
+    let write = |path: &Path, rows: &[String]| {
+        std::fs::write(path, format!("{header}\n{}\n", rows.join("\n"))).expect("write POIs");
+    };
+    let run_args = |pois: &Path, out: &Path, cp: Option<&Path>| {
+        let mut args = vec![
+            "-q".to_string(),
+            "run".into(),
+            region.join("flow.toml").display().to_string(),
+            "--pois".into(),
+            pois.display().to_string(),
+            "--mode".into(),
+            "walk".into(),
+            "--travel-time".into(),
+            "2,4".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        match cp {
+            Some(cp) => args.extend(["--checkpoint".into(), cp.display().to_string()]),
+            None => args.push("--no-checkpoint".into()),
+        }
+        socialmapper(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    };
+
+    let (mut active, mut pool) = (rows[..220].to_vec(), rows[220..].to_vec());
+    write(&t.join("base.csv"), &active);
+    let (cp, live_out) = (t.join("cp"), t.join("live"));
+    run_args(&t.join("base.csv"), &live_out, Some(&cp));
+    let open = || {
+        LiveRun::open(&cp, true)
+            .expect("open the run")
+            .with_snapshot_every(3)
+    };
+    let mut live = open();
+    let mut rng = 0x5eed_u64;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for epoch in 1..=14u64 {
+        let mut change = Change::default();
+        let kind = next(3);
+        if kind != 0 {
+            // Take out one or two POIs (by id: every POI with it), once an unknown id.
+            for _ in 0..1 + next(2) {
+                let k = next(active.len() as u64) as usize;
+                let gone = id(&active[k]);
+                active.retain(|r| id(r) != gone);
+                change.remove_ids.push(gone);
+            }
+            if epoch == 5 {
+                change.remove_ids.push("no-such-poi".into());
+            }
+        }
+        if kind != 1 && !pool.is_empty() {
+            let n = (1 + next(3) as usize).min(pool.len());
+            let added: Vec<String> = pool.drain(..n).collect();
+            write(&t.join("add.csv"), &added);
+            change.add = Change::add_file(&t.join("add.csv")).expect("read").add;
+            active.extend(added);
+        }
+        let report = live.apply(&change).expect("apply");
+        assert_eq!(report.epoch, epoch);
+        if epoch == 5 {
+            assert!(report.rejected >= 1, "{report:?}");
+        }
+        if epoch % 4 == 0 {
+            // Closed and opened again: from the snapshot and the log after it.
+            drop(live);
+            live = open();
+            assert_eq!(live.epoch(), epoch);
+        }
+        if epoch % 3 == 0 || epoch == 14 {
+            write(&t.join("now.csv"), &active);
+            let fresh = t.join(format!("fresh{epoch}"));
+            run_args(&t.join("now.csv"), &fresh, None);
+            same_outputs(&live_out, &fresh, &format!("after epoch {epoch}"));
+        }
+    }
+    let epochs = std::fs::read_to_string(live_out.join("epochs.jsonl")).expect("epochs");
+    assert_eq!(epochs.lines().count(), 14);
+}

@@ -182,6 +182,10 @@ struct Pending {
     /// `rejects.csv`: its length before the epoch, and the epoch's lines.
     rejects_from: u64,
     rejects: String,
+    /// `epochs.jsonl`: its length before the epoch, and the epoch's report as of the commit
+    /// (written when the run is next opened if the process died before writing it).
+    epochs_from: u64,
+    report: EpochReport,
 }
 
 /// What applying a change did to the state.
@@ -322,6 +326,7 @@ impl LiveRun {
             // The last epoch's state is committed but its outputs may be half-written.
             apply_outputs(out, &p)?;
             write_census(out, &acs, &rows)?;
+            append_report(out, p.epochs_from, &p.report)?;
             cp.put_all(&[(KEY_PENDING, None)])?;
         } else if stale.exists() {
             // Written by an epoch that died before its commit.
@@ -492,6 +497,8 @@ impl LiveRun {
                 .write_record([r.source.as_str(), r.id.as_deref().unwrap_or(""), &r.reason])
                 .map_err(|e| Error::output(out.join("rejects.csv"), e))?;
         }
+        report.load_s = std::mem::take(&mut self.load_s);
+        report.latency_s = t.elapsed().as_secs_f64();
         let pending = Pending {
             epoch,
             changes_from: len("changes.jsonl"),
@@ -503,6 +510,8 @@ impl LiveRun {
             rejects_from: len("rejects.csv"),
             rejects: String::from_utf8_lossy(&rejects.into_inner().unwrap_or_default())
                 .into_owned(),
+            epochs_from: len("epochs.jsonl"),
+            report: report.clone(),
         };
         let log = log_key(epoch);
         let mut commit: Vec<(&str, Option<Vec<u8>>)> = vec![
@@ -514,14 +523,9 @@ impl LiveRun {
         self.cp.put_all(&commit)?;
         apply_outputs(&out, &pending)?;
         write_census(&out, &self.acs, &self.rows)?;
-        self.cp.put_all(&[(KEY_PENDING, None)])?;
         report.latency_s = t.elapsed().as_secs_f64();
-        report.load_s = std::mem::take(&mut self.load_s);
-        append(
-            &out.join("epochs.jsonl"),
-            None,
-            format!("{}\n", serde_json::to_string(&report).unwrap_or_default()).as_bytes(),
-        )?;
+        append_report(&out, pending.epochs_from, &report)?;
+        self.cp.put_all(&[(KEY_PENDING, None)])?;
         if epoch - self.snapshot_epoch >= self.snapshot_every {
             self.snapshot()?;
         }
@@ -852,6 +856,14 @@ fn apply_outputs(out: &Path, p: &Pending) -> Result<()> {
         Some(p.rejects_from),
         p.rejects.as_bytes(),
     )
+}
+
+/// Writes `report` as the line of `epochs.jsonl` after its first `from` bytes (idempotent, as
+/// the other edits: the report is the last output an epoch writes before its edits stop
+/// being pending, so a process killed at any point leaves no epoch without its line).
+fn append_report(out: &Path, from: u64, report: &EpochReport) -> Result<()> {
+    let line = format!("{}\n", serde_json::to_string(report).unwrap_or_default());
+    append(&out.join("epochs.jsonl"), Some(from), line.as_bytes())
 }
 
 /// Where an epoch writes the new `isochrones.geojson` before its commit.

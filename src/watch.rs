@@ -194,7 +194,11 @@ impl PendingEpoch {
                 self.change.add.push((0, Err(reject)));
                 self.malformed += 1;
             }
-            Event::Nothing => {}
+            Event::Nothing => {
+                // Not an event: it neither counts nor starts the epoch's clock.
+                self.end = Some(at);
+                return;
+            }
         }
         self.events += 1;
         self.since.get_or_insert_with(Instant::now);

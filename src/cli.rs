@@ -60,8 +60,9 @@ pub struct WatchArgs {
     /// An epoch is applied at the latest this many milliseconds after its first event.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub epoch_ms: u64,
-    /// Stop once the file has brought no event for this many seconds (default: run until
-    /// Ctrl-C or SIGTERM, which apply the events read and stop).
+    /// Stop once the input has brought no event for this many seconds (default: a file is
+    /// watched until Ctrl-C or SIGTERM, which apply the events read and stop; standard input
+    /// until its end).
     #[arg(long, value_name = "SECONDS")]
     pub idle_exit: Option<f64>,
     /// How often the file is read again at its end, milliseconds.

@@ -70,8 +70,8 @@ pub struct WatchOptions {
     pub epoch_ms: u64,
     /// How often a file is read again once its end is reached.
     pub poll_ms: u64,
-    /// Stop once the input has brought no event for this long (files only: standard input
-    /// stops at its end). `None`: run until stopped.
+    /// Stop once the input has brought no event for this long (standard input also stops at
+    /// its end). `None`: a file is watched until `stop` is raised.
     pub idle_exit: Option<Duration>,
     /// No progress lines on stderr.
     pub quiet: bool,

@@ -1,4 +1,5 @@
-//! Command-line interface: `socialmapper run`, `demo` and `variables`.
+//! Command-line interface: `socialmapper run`, `demo`, `variables`, `synth`, `add`, `remove`
+//! and `watch`.
 
 use crate::config::{RunSettings, TravelTimes, Variables};
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,35 @@ pub enum Command {
     Add(AddArgs),
     /// Take POIs out of a finished, checkpointed run, by id (as `add`, the other way).
     Remove(RemoveArgs),
+    /// Keep a finished, checkpointed run up to date from a stream of JSON Lines events
+    /// (`{"op":"add","poi":{...}}`, `{"op":"remove","id":"..."}`), applied in epochs; restarted
+    /// with the same arguments it goes on after the last committed epoch.
+    Watch(WatchArgs),
+}
+
+/// Flags of `socialmapper watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The run's checkpoint directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The events: a file, read as it grows, or `-` for standard input (read to its end).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// An epoch holds at most this many events.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epoch_events: u64,
+    /// An epoch is applied at the latest this many milliseconds after its first event.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub epoch_ms: u64,
+    /// Stop once the input has brought no event for this many seconds (default: a file is
+    /// watched until Ctrl-C or SIGTERM, which apply the events read and stop; standard input
+    /// until its end).
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_exit: Option<f64>,
+    /// How often the file is read again at its end, milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub poll_ms: u64,
 }
 
 /// Flags of `socialmapper add`.

@@ -155,6 +155,10 @@ struct LiveState {
     next_seq: u32,
     /// The last epoch this state includes.
     epoch: u64,
+    /// The ids of the active POIs (built when the state is opened): an added POI with one of
+    /// them is rejected as a duplicate, as a run rejects a record whose id an earlier one has.
+    #[serde(skip)]
+    active_ids: HashSet<String>,
 }
 
 impl LiveState {
@@ -188,6 +192,10 @@ struct Pending {
     /// `rejects.csv`: its length before the epoch, and the epoch's lines.
     rejects_from: u64,
     rejects: String,
+    /// `epochs.jsonl`: its length before the epoch, and the epoch's report as of the commit
+    /// (written when the run is next opened if the process died before writing it).
+    epochs_from: u64,
+    report: EpochReport,
 }
 
 /// What applying a change did to the state.
@@ -305,6 +313,12 @@ impl LiveRun {
                 dir.display()
             )));
         }
+        state.active_ids = state
+            .pois
+            .iter()
+            .filter(|p| p.active)
+            .map(|p| p.poi.id.clone())
+            .collect();
         // Each epoch asks the network fold which targets it may have changed.
         if let Some(f) = &mut state.acc.network {
             f.track_changes();
@@ -328,6 +342,7 @@ impl LiveRun {
             // The last epoch's state is committed but its outputs may be half-written.
             apply_outputs(out, &p)?;
             write_census(out, &acs, &rows)?;
+            append_report(out, p.epochs_from, &p.report)?;
             cp.put_all(&[(KEY_PENDING, None)])?;
         } else if stale.exists() {
             // Written by an epoch that died before its commit.
@@ -502,6 +517,8 @@ impl LiveRun {
                 .write_record([r.source.as_str(), r.id.as_deref().unwrap_or(""), &r.reason])
                 .map_err(|e| Error::output(out.join("rejects.csv"), e))?;
         }
+        report.load_s = std::mem::take(&mut self.load_s);
+        report.latency_s = t.elapsed().as_secs_f64();
         let pending = Pending {
             epoch,
             changes_from: len("changes.jsonl"),
@@ -513,6 +530,8 @@ impl LiveRun {
             rejects_from: len("rejects.csv"),
             rejects: String::from_utf8_lossy(&rejects.into_inner().unwrap_or_default())
                 .into_owned(),
+            epochs_from: len("epochs.jsonl"),
+            report: report.clone(),
         };
         let log = log_key(epoch);
         let mut commit: Vec<(&str, Option<Vec<u8>>)> = vec![
@@ -524,15 +543,10 @@ impl LiveRun {
         self.cp.put_all(&commit)?;
         apply_outputs(&out, &pending)?;
         write_census(&out, &self.acs, &self.rows)?;
-        self.cp.put_all(&[(KEY_PENDING, None)])?;
         report.latency_s = t.elapsed().as_secs_f64();
         report.write_s = report.latency_s - rows_done;
-        report.load_s = std::mem::take(&mut self.load_s);
-        append(
-            &out.join("epochs.jsonl"),
-            None,
-            format!("{}\n", serde_json::to_string(&report).unwrap_or_default()).as_bytes(),
-        )?;
+        append_report(&out, pending.epochs_from, &report)?;
+        self.cp.put_all(&[(KEY_PENDING, None)])?;
         if epoch - self.snapshot_epoch >= self.snapshot_every {
             self.snapshot()?;
         }
@@ -605,6 +619,7 @@ fn step(
             if let Some(&id) = wanted.get(p.poi.id.as_str()) {
                 found.insert(id);
                 p.active = false;
+                state.active_ids.remove(id);
                 gone.insert(p.poi.poi);
                 fx.removed_ordinals.extend(ordinal..ordinal + per_poi);
                 let iso = poi_isochrone(
@@ -650,6 +665,14 @@ fn step(
         let seq = state.next_seq;
         state.next_seq += 1;
         let poi = match record {
+            Ok(p) if state.active_ids.contains(&p.id) => {
+                fx.rejects.push(Reject {
+                    source: p.source.clone(),
+                    id: Some(p.id.clone()),
+                    reason: format!("duplicate id {}: a POI of the run has it", p.id),
+                });
+                continue;
+            }
             Ok(p) => p,
             Err(r) => {
                 fx.rejects.push(r.clone());
@@ -674,6 +697,7 @@ fn step(
                     output::feature_json(&mut text, f);
                     fx.added_features.push(text);
                 }
+                state.active_ids.insert(p.id.clone());
                 state.pois.push(LivePoi {
                     poi: p,
                     active: true,
@@ -756,6 +780,7 @@ fn replay(
         pois,
         next_seq,
         epoch: 0,
+        active_ids: HashSet::new(),
     })
 }
 
@@ -863,6 +888,14 @@ fn apply_outputs(out: &Path, p: &Pending) -> Result<()> {
         Some(p.rejects_from),
         p.rejects.as_bytes(),
     )
+}
+
+/// Writes `report` as the line of `epochs.jsonl` after its first `from` bytes (idempotent, as
+/// the other edits: the report is the last output an epoch writes before its edits stop
+/// being pending, so a process killed at any point leaves no epoch without its line).
+fn append_report(out: &Path, from: u64, report: &EpochReport) -> Result<()> {
+    let line = format!("{}\n", serde_json::to_string(report).unwrap_or_default());
+    append(&out.join("epochs.jsonl"), Some(from), line.as_bytes())
 }
 
 /// Where an epoch writes the new `isochrones.geojson` before its commit.

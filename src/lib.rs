@@ -25,5 +25,6 @@ pub mod stages;
 pub mod synth;
 pub mod testdata;
 pub mod types;
+pub mod watch;
 
 pub use error::{Error, Result};

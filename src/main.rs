@@ -61,6 +61,7 @@ fn main() -> ExitCode {
             )
             .map(|_| ())
         }),
+        Command::Watch(args) => watch(&args, cli.quiet),
         Command::Variables => {
             for (name, codes) in socialmapper::census::variables::known() {
                 println!("{name:<28} {}", codes.join(","));
@@ -93,6 +94,69 @@ fn remove_ids(args: &socialmapper::cli::RemoveArgs) -> socialmapper::Result<Vec<
         }
     }
     Ok(ids)
+}
+
+/// `socialmapper watch`: until the input ends, is idle, or Ctrl-C / SIGTERM asks to stop.
+fn watch(args: &socialmapper::cli::WatchArgs, quiet: bool) -> socialmapper::Result<()> {
+    use socialmapper::watch::{Input, WatchOptions};
+    let idle_exit = match args.idle_exit {
+        Some(s) if !(s.is_finite() && s >= 0.0) => {
+            return Err(socialmapper::Error::Config(format!(
+                "--idle-exit {s}: expected a number of seconds, 0 or more"
+            )));
+        }
+        s => s.map(std::time::Duration::from_secs_f64),
+    };
+    let opts = WatchOptions {
+        checkpoint: args.checkpoint.clone(),
+        input: if args.input.as_os_str() == "-" {
+            Input::Stdin
+        } else {
+            Input::File(args.input.clone())
+        },
+        epoch_events: usize::try_from(args.epoch_events).unwrap_or(usize::MAX),
+        epoch_ms: args.epoch_ms,
+        poll_ms: args.poll_ms,
+        idle_exit,
+        quiet,
+    };
+    stop_on_signals();
+    let s = socialmapper::watch::watch(&opts, &STOP)?;
+    if !quiet {
+        eprintln!(
+            "watch: {} epochs, {} lines ({} malformed){}",
+            s.epochs,
+            s.lines,
+            s.malformed,
+            if s.stopped { "; stopped" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// Raised by SIGINT or SIGTERM: `watch` applies the events it has read and returns.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes SIGINT and SIGTERM raise [`STOP`] instead of killing the process, once: a second
+/// signal kills it as usual (for a stop that takes too long).
+fn stop_on_signals() {
+    #[cfg(unix)]
+    {
+        extern "C" fn on_signal(signal: libc::c_int) {
+            STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+            // SAFETY: signal() is async-signal-safe; it restores the default action.
+            unsafe {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+        }
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: the handler only stores to an atomic and calls signal(), both
+        // async-signal-safe.
+        unsafe {
+            libc::signal(libc::SIGINT, handler);
+            libc::signal(libc::SIGTERM, handler);
+        }
+    }
 }
 
 fn run(args: socialmapper::cli::RunArgs, show: RunOptions) -> socialmapper::Result<()> {

@@ -382,16 +382,21 @@ fn random_epochs_on_a_synthetic_region_equal_fresh_runs() {
                 change.remove_ids.push("no-such-poi".into());
             }
         }
-        if kind != 1 && !pool.is_empty() {
+        if (kind != 1 || epoch == 7) && !pool.is_empty() {
             let n = (1 + next(3) as usize).min(pool.len());
             let added: Vec<String> = pool.drain(..n).collect();
-            write(&t.join("add.csv"), &added);
+            let mut file = added.clone();
+            if epoch == 7 {
+                // An id the run has already: rejected, as a run rejects a repeated id.
+                file.push(active[0].clone());
+            }
+            write(&t.join("add.csv"), &file);
             change.add = Change::add_file(&t.join("add.csv")).expect("read").add;
             active.extend(added);
         }
         let report = live.apply(&change).expect("apply");
         assert_eq!(report.epoch, epoch);
-        if epoch == 5 {
+        if epoch == 5 || epoch == 7 {
             assert!(report.rejected >= 1, "{report:?}");
         }
         if epoch % 4 == 0 {

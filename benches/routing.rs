@@ -6,7 +6,9 @@
 //! columns; e.g. one made by `socialmapper synth`): a 15-minute drive, 100 m cells, as in a run.
 //! `ROUTING_POIS` (default 500) POIs, `ROUTING_REPS` (default 5) passes after one warm-up pass
 //! (which computes the lazy block-group overlaps); it prints each stage's CPU per POI, the
-//! fastest pass, because the machines this runs on are shared and noisy. The stages are timed
+//! fastest pass, because the machines this runs on are shared and noisy. `ROUTING_PAUSE_S`
+//! waits that long after loading, before the POIs, so that a profiler can be switched on for
+//! them alone. The stages are timed
 //! with the thread's CPU clock, not the wall clock, so that time the thread spends descheduled
 //! (another process compiling on the same cores) is not counted.
 
@@ -90,6 +92,15 @@ fn region_profile(dir: &Path) {
         link_cells.len(),
         snaps.len()
     );
+    // A pause between loading and the POI loop, so that a profiler can be switched on for
+    // the loop alone (`valgrind --tool=callgrind --instr-atstart=no`, then
+    // `callgrind_control -i on` once the line above is printed).
+    if let Some(s) = std::env::var("ROUTING_PAUSE_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_secs_f64(s));
+    }
     let poi = Poi {
         id: "p".into(),
         name: "p".into(),

@@ -79,7 +79,7 @@ impl Workspace {
     /// shorter path, so results do not depend on seed order or on the order edges are relaxed
     /// in (the incremental distance fold reaches the same labels in another order).
     pub fn run(&mut self, graph: &RoadGraph, seeds: &[Seed], limit_ms: Option<Millis>) -> usize {
-        self.search::<true>(graph, seeds, limit_ms, |_| {})
+        self.search::<true>(graph, seeds, limit_ms)
     }
 
     /// As [`Workspace::run`], but tracks times only: afterwards [`Workspace::length_m`] and
@@ -93,33 +93,15 @@ impl Workspace {
         seeds: &[Seed],
         limit_ms: Option<Millis>,
     ) -> usize {
-        self.search::<false>(graph, seeds, limit_ms, |_| {})
+        self.search::<false>(graph, seeds, limit_ms)
     }
 
-    /// As [`Workspace::run_times`], and calls `out_edge(e)` for every out-edge `e` of every
-    /// settled node (whether or not the edge leads anywhere within the limit), right when the
-    /// node is settled.
-    ///
-    /// An isochrone needs the links of those edges: collecting them here, while the node's
-    /// edges are in cache anyway, saves a second pass over the settled nodes' edges.
-    pub fn run_times_visiting(
-        &mut self,
-        graph: &RoadGraph,
-        seeds: &[Seed],
-        limit_ms: Option<Millis>,
-        out_edge: impl FnMut(usize),
-    ) -> usize {
-        self.search::<false>(graph, seeds, limit_ms, out_edge)
-    }
-
-    /// The search; `FULL` tracks lengths and origins too; `out_edge` sees the out-edges of
-    /// each node as it is settled.
+    /// The search; `FULL` tracks lengths and origins too.
     fn search<const FULL: bool>(
         &mut self,
         graph: &RoadGraph,
         seeds: &[Seed],
         limit_ms: Option<Millis>,
-        mut out_edge: impl FnMut(usize),
     ) -> usize {
         self.ensure(graph.node_count());
         self.next_generation();
@@ -163,7 +145,6 @@ impl Workspace {
                 (0.0, 0)
             };
             for e in graph.out_edges(node) {
-                out_edge(e);
                 let v = graph.head[e] as usize;
                 let t = time.saturating_add(graph.time_ms[e]);
                 if t > limit {
@@ -307,29 +288,6 @@ mod tests {
         assert_eq!(w.run(&g, &[seed(3, 0)], None), 2);
         assert_eq!(w.time_ms(0), None);
         assert_eq!(w.time_ms(4), Some(100));
-    }
-
-    // Every out-edge of every settled node is visited once, when its tail is settled, even
-    // one leading past the limit (2 -> 3 here); nodes not settled (3, 4) show none.
-    #[test]
-    fn visiting_sees_the_out_edges_of_settled_nodes_in_settling_order() {
-        let g = graph(
-            6,
-            &[(0, 1, 5), (1, 2, 5), (0, 2, 12), (2, 3, 1), (3, 4, 100)],
-        );
-        let mut w = Workspace::new(6);
-        let mut seen = vec![];
-        let n = w.run_times_visiting(&g, &[seed(0, 0)], Some(10), |e| seen.push(e));
-        assert_eq!(n, 3);
-        let tails_heads: Vec<_> = seen
-            .iter()
-            .map(|&e| (g.links[g.edge_link[e] as usize].start, g.head[e]))
-            .collect();
-        assert_eq!(tails_heads, [(0, 1), (0, 2), (1, 2), (2, 3)]);
-        // The same search as run_times.
-        let visited: Vec<_> = w.settled().to_vec();
-        w.run_times(&g, &[seed(0, 0)], Some(10));
-        assert_eq!(w.settled(), &visited[..]);
     }
 
     #[test]

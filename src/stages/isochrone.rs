@@ -110,12 +110,13 @@ impl Ramp {
     }
 }
 
-/// A set of link ids as a bitset, iterated in ascending id order.
+/// A set of node or link ids as a bitset, iterated in ascending id order.
 ///
 /// Nodes are numbered along a Hilbert curve and links by their start node (see
-/// [`crate::graph::build`]), so visiting the reached links in id order reads the per-link
-/// tables ([`LinkCells`]) nearly sequentially; Dijkstra's discovery order read them at random,
-/// and those cache misses were most of the stage's time. Taking the members out clears the set, so a search costs what it
+/// [`crate::graph::build`]), so visiting the settled nodes and the reached links in id order
+/// reads the per-node and per-link tables ([`LinkCells`], the graph's edges and links) nearly
+/// sequentially; Dijkstra's discovery order read them at random, and those cache misses were
+/// most of the stage's time. Taking the members out clears the set, so a search costs what it
 /// reached, not what the network holds.
 #[derive(Default)]
 struct IdSet {
@@ -163,6 +164,9 @@ impl IdSet {
 #[derive(Default)]
 pub struct IsochroneWorkspace {
     search: Workspace,
+    /// The settled nodes, ascending.
+    node_set: IdSet,
+    nodes: Vec<NodeId>,
     /// The reached links, ascending.
     reached_set: IdSet,
     reached: Vec<LinkId>,
@@ -333,18 +337,11 @@ pub fn poi_isochrone(
     let g = &network.graph;
     let limit = params.limit_ms();
     let seeds: Vec<Seed> = network.seeds(&snap, poi);
-    // The search also collects the reached links: the link of every out-edge of every settled
-    // node, marked while the node's edges are in cache (see [`IdSet`] for their order).
-    ws.reached_set.ensure(g.links.len());
-    let (reached_set, edge_link) = (&mut ws.reached_set, &g.edge_link);
-    let settled = ws
-        .search
-        .run_times_visiting(g, &seeds, Some(limit), |e| reached_set.insert(edge_link[e]))
-        as u32;
+    let settled = ws.search.run_times(g, &seeds, Some(limit)) as u32;
 
-    // 1. The reached links: the POI's own link from the snap point, and (marked by the
-    //    search) the link of every out-edge of every settled node. They are then taken in
-    //    ascending id order (see [`IdSet`]).
+    // 1. The reached links: the POI's own link from the snap point, and the link of every
+    //    out-edge of every settled node. They are then taken in ascending id order (see
+    //    [`IdSet`]).
     let lim = limit as f64;
     let (along, against) = network.link_times(snap.link);
     let f = snap.fraction;
@@ -377,8 +374,20 @@ pub fn poi_isochrone(
         }
     }
     let snap_ramps = &snap_ramps[..k];
+    ws.reached_set.ensure(g.links.len());
     if !snap_ramps.is_empty() {
         ws.reached_set.insert(snap.link);
+    }
+    ws.node_set.ensure(g.node_count());
+    for &u in ws.search.settled() {
+        ws.node_set.insert(u);
+    }
+    ws.nodes.clear();
+    ws.node_set.drain_into(&mut ws.nodes);
+    for &u in &ws.nodes {
+        for e in g.out_edges(u) {
+            ws.reached_set.insert(g.edge_link[e]);
+        }
     }
     ws.reached.clear();
     ws.reached_set.drain_into(&mut ws.reached);

@@ -6,7 +6,11 @@
 //! columns; e.g. one made by `socialmapper synth`): a 15-minute drive, 100 m cells, as in a run.
 //! `ROUTING_POIS` (default 500) POIs, `ROUTING_REPS` (default 5) passes after one warm-up pass
 //! (which computes the lazy block-group overlaps); it prints each stage's CPU per POI, the
-//! fastest pass, because the machines this runs on are shared and noisy.
+//! fastest pass, because the machines this runs on are shared and noisy. `ROUTING_PAUSE_S`
+//! waits that long after loading, before the POIs, so that a profiler can be switched on for
+//! them alone. The stages are timed
+//! with the thread's CPU clock, not the wall clock, so that time the thread spends descheduled
+//! (another process compiling on the same cores) is not counted.
 
 mod common;
 
@@ -14,7 +18,7 @@ use common::{data_dir, random_points_in_dc_core};
 use criterion::{Criterion, Throughput, criterion_group};
 use socialmapper::config::{Analysis, RunSettings};
 use socialmapper::graph::dijkstra::Workspace;
-use socialmapper::output::IsochroneFeature;
+use socialmapper::output::{IsochroneFeature, feature_json};
 use socialmapper::stages::census_join::CoverageCounts;
 use socialmapper::stages::census_join::{CensusIndex, JoinWorkspace, join_poi};
 use socialmapper::stages::isochrone::{
@@ -41,6 +45,18 @@ fn read_lat_lon(path: &Path, n: usize) -> Vec<(f64, f64)> {
             (f[lon].parse().expect("lon"), f[lat].parse().expect("lat"))
         })
         .collect()
+}
+
+/// CPU seconds used by the calling thread so far.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Per-POI stage profile on the region in `dir` (see the module docs).
@@ -76,6 +92,15 @@ fn region_profile(dir: &Path) {
         link_cells.len(),
         snaps.len()
     );
+    // A pause between loading and the POI loop, so that a profiler can be switched on for
+    // the loop alone (`valgrind --tool=callgrind --instr-atstart=no`, then
+    // `callgrind_control -i on` once the line above is printed).
+    if let Some(s) = std::env::var("ROUTING_PAUSE_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_secs_f64(s));
+    }
     let poi = Poi {
         id: "p".into(),
         name: "p".into(),
@@ -91,27 +116,34 @@ fn region_profile(dir: &Path) {
     let mut join_ws = JoinWorkspace::default();
     let mut search = Workspace::default();
     let limit = params.limit_ms();
-    let mut best = [f64::INFINITY; 4];
+    let mut best = [f64::INFINITY; 5];
+    let mut json = String::new();
     let (mut cells, mut settled) = (0usize, 0usize);
     for rep in 0..=reps {
-        let mut took = [0.0; 4];
+        let mut took = [0.0; 5];
         let mut coverage = CoverageCounts::new(&params.limits_ms());
         (cells, settled) = (0, 0);
         for (k, s) in snaps.iter().enumerate() {
             // The search alone, to split the isochrone's time into search and raster.
-            let t = Instant::now();
+            let t = thread_cpu_s();
             black_box(search.run_times(&net.graph, &net.seeds(s, k as u32), Some(limit)));
-            took[3] += t.elapsed().as_secs_f64();
-            let t = Instant::now();
+            took[3] += thread_cpu_s() - t;
+            let t = thread_cpu_s();
             let iso = poi_isochrone(&net, &link_cells, &params, k as u32, *s, &mut iso_ws);
-            took[0] += t.elapsed().as_secs_f64();
-            let t = Instant::now();
+            took[0] += thread_cpu_s() - t;
+            let t = thread_cpu_s();
             coverage.add(&iso, 1).expect("adding counts");
             black_box(join_poi(&census, &iso, &mut join_ws));
-            took[1] += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            black_box(IsochroneFeature::new(&poi, &iso, 15, Mode::Drive, &grid));
-            took[2] += t.elapsed().as_secs_f64();
+            took[1] += thread_cpu_s() - t;
+            let t = thread_cpu_s();
+            let feature = IsochroneFeature::new(&poi, &iso, 15, Mode::Drive, &grid);
+            took[2] += thread_cpu_s() - t;
+            // The sink's share: the feature as a line of isochrones.geojson.
+            let t = thread_cpu_s();
+            json.clear();
+            feature_json(&mut json, &feature);
+            black_box(&json);
+            took[4] += thread_cpu_s() - t;
             cells += iso.cells.len();
             settled += iso.settled_nodes as usize;
         }
@@ -124,14 +156,15 @@ fn region_profile(dir: &Path) {
     }
     let per = |s: f64| s * 1e3 / snaps.len().max(1) as f64;
     println!(
-        "per POI ({} settled nodes, {} cells): isochrone {:.3} ms (search {:.3} ms), join {:.3} ms, outlines {:.3} ms, sum {:.3} ms (fastest of {reps} passes)",
+        "per POI ({} settled nodes, {} cells): isochrone {:.3} ms (search {:.3} ms), join {:.3} ms, outlines {:.3} ms, sum {:.3} ms; sink's GeoJSON {:.3} ms (fastest of {reps} passes)",
         settled / snaps.len().max(1),
         cells / snaps.len().max(1),
         per(best[0]),
         per(best[3]),
         per(best[1]),
         per(best[2]),
-        per(best[..3].iter().sum())
+        per(best[..3].iter().sum()),
+        per(best[4])
     );
 }
 

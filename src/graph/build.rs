@@ -1047,38 +1047,4 @@ pub(crate) mod tests {
             assert!((median as usize) < s.nodes / 100, "{mode}: {median}");
         }
     }
-
-    /// Timings for the report: `cargo test --release --lib timing_read_and_build -- --ignored
-    /// --nocapture`.
-    #[test]
-    #[ignore = "timing report, run in release mode"]
-    fn timing_read_and_build() {
-        use std::time::Instant;
-        for file in ["dc/roads.osm.pbf", "osm_more/columbus_oh.osm.pbf"] {
-            let path = crate::osm::pbf::test_data(file);
-            let t0 = Instant::now();
-            let roads = crate::osm::pbf::read_roads(&path).expect("read");
-            let t_read = t0.elapsed();
-            for mode in [Mode::Drive, Mode::Walk, Mode::Bike] {
-                let t1 = Instant::now();
-                let (g, s) = build(&roads, mode, Direction::FromPoi);
-                let t_build = t1.elapsed();
-                let t2 = Instant::now();
-                let idx = crate::graph::snap::SnapIndex::new(&g);
-                let t_snap = t2.elapsed();
-                println!(
-                    "{file}: read {} ways {} nodes in {t_read:?}; {mode}: build {t_build:?}, \
-                     snap index {t_snap:?} ({} segments); {s:?}",
-                    roads.ways.len(),
-                    roads.nodes.len(),
-                    idx.segment_count()
-                );
-            }
-        }
-        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-            for line in status.lines().filter(|l| l.starts_with("VmHWM")) {
-                println!("{line}");
-            }
-        }
-    }
 }

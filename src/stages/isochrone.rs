@@ -172,7 +172,7 @@ pub struct IsochroneWorkspace {
     reached: Vec<LinkId>,
     raster: Vec<Millis>,
     /// Hole filling: visit stamps per raster cell, and the flood-fill queue.
-    seen: Vec<u32>,
+    seen: Vec<u8>,
     queue: Vec<u32>,
     component: Vec<u32>,
 }
@@ -599,23 +599,31 @@ fn fill_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, limit: Millis, ma
     let raster = &ws.raster;
     let queue = &mut ws.queue;
     queue.clear();
-    // The border is outside; its open inner neighbours start the outside flood.
-    for i in 0..w {
-        for j in 0..h {
-            if i == 0 || j == 0 || i == w - 1 || j == h - 1 {
-                seen[i * h + j] = 1;
-            }
-        }
-    }
+    // The border is outside; its open inner neighbours start the outside flood. (Only the
+    // two rings are visited: a test of every cell for being on them cost as much as the
+    // flood.)
+    seen[..h].fill(1);
+    seen[(w - 1) * h..].fill(1);
     for i in 1..w - 1 {
-        for j in 1..h - 1 {
-            let k = i * h + j;
-            let near_border = i == 1 || j == 1 || i == w - 2 || j == h - 2;
-            if near_border && seen[k] == 0 && raster[k] > limit {
-                seen[k] = 1;
-                queue.push(k as u32);
-            }
+        seen[i * h] = 1;
+        seen[i * h + h - 1] = 1;
+    }
+    let mut start = |k: usize| {
+        if seen[k] == 0 && raster[k] > limit {
+            seen[k] = 1;
+            queue.push(k as u32);
         }
+    };
+    // The inner ring: rows i = 1 and w - 2, columns j = 1 and h - 2 (a cell on two of them
+    // is taken once: `seen`). The order of the starts does not matter: the flood marks every
+    // cell they connect to, whatever the order.
+    for j in 1..h - 1 {
+        start(h + j);
+        start((w - 2) * h + j);
+    }
+    for i in 2..w.saturating_sub(2) {
+        start(i * h + 1);
+        start(i * h + h - 2);
     }
     flood_inside(raster, seen, queue, h, limit, None);
     let mut fill = std::mem::take(&mut ws.component);
@@ -643,7 +651,7 @@ fn fill_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, limit: Millis, ma
 /// ring, which `seen` marks.
 fn flood_inside(
     raster: &[Millis],
-    seen: &mut [u32],
+    seen: &mut [u8],
     queue: &mut Vec<u32>,
     h: usize,
     limit: Millis,
@@ -856,6 +864,102 @@ mod tests {
             (0.0, 0.0),
         );
         assert_eq!(too_small_limit.cells.len(), 22 * 22 - 18 * 18);
+    }
+
+    /// Hole filling by definition, the slow way: the unreached cells 8-connected to the
+    /// raster's border are outside; every other 8-connected area of unreached cells is a hole,
+    /// filled (set to `limit`) when it has at most `max_cells` cells.
+    fn fill_holes_reference(raster: &mut [Millis], w: usize, h: usize, limit: Millis, max: usize) {
+        let open = |r: &[Millis], k: usize| r[k] > limit;
+        let mut label = vec![0usize; w * h]; // 0 = not visited, else the area's number
+        let mut next = 1;
+        for start in 0..w * h {
+            let (i, j) = (start / h, start % h);
+            let border = i == 0 || j == 0 || i == w - 1 || j == h - 1;
+            if label[start] != 0 || !open(raster, start) {
+                continue;
+            }
+            // Flood the area, then decide by whether any member is on the border.
+            let mut stack = vec![start];
+            let mut members = vec![];
+            label[start] = next;
+            let mut outside = border;
+            while let Some(k) = stack.pop() {
+                members.push(k);
+                let (i, j) = ((k / h) as i64, (k % h) as i64);
+                for di in -1..=1 {
+                    for dj in -1..=1 {
+                        let (a, b) = (i + di, j + dj);
+                        if a < 0 || b < 0 || a >= w as i64 || b >= h as i64 {
+                            continue;
+                        }
+                        let q = a as usize * h + b as usize;
+                        if label[q] == 0 && open(raster, q) {
+                            label[q] = next;
+                            outside |= a == 0 || b == 0 || a == w as i64 - 1 || b == h as i64 - 1;
+                            stack.push(q);
+                        }
+                    }
+                }
+            }
+            next += 1;
+            if !outside && members.len() <= max {
+                for k in members {
+                    raster[k] = limit;
+                }
+            }
+        }
+    }
+
+    // The ring-only border set-up of fill_holes fills exactly what the definition fills, on
+    // random rasters of every small shape (the border ring is never reached, as in
+    // poi_isochrone).
+    #[test]
+    fn fill_holes_matches_the_definition_on_random_rasters() {
+        let mut rng = crate::testdata::XorShift(0xF1_11);
+        let mut ws = IsochroneWorkspace::default();
+        for case in 0..400 {
+            let (w, h) = (3 + rng.below(9) as usize, 3 + rng.below(9) as usize);
+            let limit = 100;
+            let density = 1 + rng.below(9);
+            let mut raster = vec![Millis::MAX; w * h];
+            for i in 1..w - 1 {
+                for j in 1..h - 1 {
+                    if rng.below(10) < density {
+                        raster[i * h + j] = rng.below(2 * limit as u64) as Millis;
+                    }
+                }
+            }
+            let max = rng.below(6) as usize;
+            let mut expect = raster.clone();
+            fill_holes_reference(&mut expect, w, h, limit, max);
+            ws.raster = raster;
+            fill_holes(&mut ws, w, h, limit, max);
+            assert_eq!(ws.raster, expect, "case {case}: {w} x {h}, max {max}");
+        }
+        // A hand-made one: a 3 x 3 ring of reached cells around one unreached cell, in a
+        // 5 x 5 raster, is filled when one cell is allowed and kept otherwise.
+        let ring = |ws: &mut IsochroneWorkspace| {
+            ws.raster = vec![Millis::MAX; 25];
+            for (i, j) in [
+                (1, 1),
+                (1, 2),
+                (1, 3),
+                (2, 1),
+                (2, 3),
+                (3, 1),
+                (3, 2),
+                (3, 3),
+            ] {
+                ws.raster[i * 5 + j] = 7;
+            }
+        };
+        ring(&mut ws);
+        fill_holes(&mut ws, 5, 5, 10, 1);
+        assert_eq!(ws.raster[12], 10);
+        ring(&mut ws);
+        fill_holes(&mut ws, 5, 5, 10, 0);
+        assert_eq!(ws.raster[12], Millis::MAX);
     }
 
     #[test]

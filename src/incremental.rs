@@ -390,7 +390,8 @@ impl LiveRun {
     ///
     /// # Errors
     /// A checkpoint or output write fails (the epoch is then either wholly committed, and its
-    /// outputs are made when the run is opened again, or not at all).
+    /// outputs are made when the run is opened again, or not at all). The state in memory
+    /// may then be half-changed: drop this `LiveRun` and open the run again.
     pub fn apply(&mut self, change: &Change) -> Result<EpochReport> {
         self.apply_with(change, Vec::new())
     }

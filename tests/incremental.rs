@@ -5,87 +5,12 @@
 
 mod common;
 
-use common::{data_dir, read_csv};
-use std::collections::{BTreeMap, BTreeSet};
+use common::updates::{
+    Row, census, random_pois, replay, run, run_args, same_outputs, socialmapper, write_pois,
+};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-
-/// A POI row: id, name, lat, lon.
-type Row = (String, String, f64, f64);
-
-fn socialmapper(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_socialmapper"))
-        .args(args)
-        .output()
-        .expect("run socialmapper");
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "socialmapper {args:?}: {err}");
-    err
-}
-
-fn write_pois(path: &Path, rows: &[Row]) {
-    let mut s = String::from("id,name,lat,lon\n");
-    for (id, name, lat, lon) in rows {
-        s.push_str(&format!("{id},{name},{lat:.6},{lon:.6}\n"));
-    }
-    std::fs::write(path, s).expect("write POIs");
-}
-
-/// `n` POIs at random places of central DC (a few off the roads' reach are fine: rejected).
-fn random_pois(rng: &mut u64, prefix: &str, n: usize) -> Vec<Row> {
-    let mut unit = || {
-        *rng ^= *rng << 13;
-        *rng ^= *rng >> 7;
-        *rng ^= *rng << 17;
-        (*rng >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|i| {
-            (
-                format!("{prefix}{i}"),
-                format!("Place {prefix}{i}"),
-                38.891 + 0.07 * unit(),
-                -77.083 + 0.093 * unit(),
-            )
-        })
-        .collect()
-}
-
-/// Runs the DC drive analysis (10 minutes, two travel times) over `pois` into `out`.
-fn run(pois: &Path, out: &Path, checkpoint: Option<&Path>) {
-    let args = run_args(pois, out, checkpoint);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    socialmapper(&args);
-}
-
-/// The arguments of [`run`].
-fn run_args(pois: &Path, out: &Path, checkpoint: Option<&Path>) -> Vec<String> {
-    let dc = |f: &str| data_dir().join("dc").join(f).display().to_string();
-    let (pois, out) = (pois.display().to_string(), out.display().to_string());
-    let mut args = vec![
-        "-q".to_string(),
-        "run".into(),
-        "--pois".into(),
-        pois,
-        "--network".into(),
-        dc("roads.osm.pbf"),
-        "--block-groups".into(),
-        dc("cb_2020_11_bg_500k.zip"),
-        "--acs".into(),
-        dc("acs5_2021_bg_api.json"),
-        "--mode".into(),
-        "drive".into(),
-        "--travel-time".into(),
-        "3,6".into(),
-        "--out".into(),
-        out,
-    ];
-    match checkpoint {
-        Some(cp) => args.extend(["--checkpoint".into(), cp.display().to_string()]),
-        None => args.push("--no-checkpoint".into()),
-    }
-    args
-}
 
 /// `socialmapper add|remove --checkpoint cp FLAG VALUE`.
 fn update(verb: &str, cp: &Path, flag: &str, value: &str) {
@@ -97,33 +22,6 @@ fn update(verb: &str, cp: &Path, flag: &str, value: &str) {
         flag,
         value,
     ]);
-}
-
-fn same_outputs(a: &Path, b: &Path, what: &str) {
-    for f in ["census.csv", "isochrones.geojson"] {
-        let (x, y) = (
-            std::fs::read(a.join(f)).expect("output"),
-            std::fs::read(b.join(f)).expect("output"),
-        );
-        assert!(x == y, "{what}: {f} differs from a fresh run");
-    }
-}
-
-/// `census.csv` rows keyed by (travel time, GEOID).
-type Table = BTreeMap<(String, String), Vec<String>>;
-
-/// The header and rows of `census.csv` in `dir`.
-fn census(dir: &Path) -> (Vec<String>, Table) {
-    let (header, rows) = read_csv(&dir.join("census.csv"));
-    let (g, t) = (
-        common::col(&header, "census_block_group"),
-        common::col(&header, "travel_time_minutes"),
-    );
-    let rows = rows
-        .into_iter()
-        .map(|r| ((r[t].clone(), r[g].clone()), r))
-        .collect();
-    (header, rows)
 }
 
 #[test]
@@ -172,31 +70,7 @@ fn updates_equal_fresh_runs_and_the_changelog_replays_into_census() {
         same_outputs(&live, &fresh, &format!("after update {step}"));
 
         // The changelog of this epoch turns the previous table into the current one.
-        let changes = std::fs::read_to_string(live.join("changes.jsonl")).expect("changelog");
-        for line in changes.lines() {
-            let c: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-            if c["epoch"] != epoch {
-                continue;
-            }
-            let key = (
-                c["travel_time_minutes"]
-                    .as_u64()
-                    .expect("minutes")
-                    .to_string(),
-                c["key"].as_str().expect("key").to_string(),
-            );
-            match c["op"].as_str().expect("op") {
-                "delete" => assert!(table.remove(&key).is_some(), "delete of a missing row"),
-                op => {
-                    let row: Vec<String> = header
-                        .iter()
-                        .map(|h| c["row"][h].as_str().expect("cell").to_string())
-                        .collect();
-                    let old = table.insert(key, row);
-                    assert_eq!(old.is_some(), op == "update", "{op} of {line}");
-                }
-            }
-        }
+        replay(&live, &header, &mut table, Some(epoch));
         assert_eq!(
             table,
             census(&live).1,

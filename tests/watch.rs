@@ -5,85 +5,14 @@
 
 mod common;
 
-use common::{data_dir, read_csv};
-use std::collections::BTreeMap;
+use common::read_csv;
+use common::updates::{
+    Row, Table, census, random_pois, replay, run, same_outputs, socialmapper, write_pois,
+};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A POI row: id, name, lat, lon.
-type Row = (String, String, f64, f64);
-
-fn socialmapper(args: &[String]) {
-    let o = Command::new(env!("CARGO_BIN_EXE_socialmapper"))
-        .args(args)
-        .output()
-        .expect("run socialmapper");
-    assert!(
-        o.status.success(),
-        "socialmapper {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn write_pois(path: &Path, rows: &[Row]) {
-    let mut s = String::from("id,name,lat,lon\n");
-    for (id, name, lat, lon) in rows {
-        s.push_str(&format!("{id},{name},{lat:.6},{lon:.6}\n"));
-    }
-    std::fs::write(path, s).expect("write POIs");
-}
-
-/// `n` POIs at random places of central DC (a few off the roads' reach are fine: rejected).
-fn random_pois(rng: &mut u64, prefix: &str, n: usize) -> Vec<Row> {
-    let mut unit = || {
-        *rng ^= *rng << 13;
-        *rng ^= *rng >> 7;
-        *rng ^= *rng << 17;
-        (*rng >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|i| {
-            (
-                format!("{prefix}{i}"),
-                format!("Place {prefix}{i}"),
-                38.891 + 0.07 * unit(),
-                -77.083 + 0.093 * unit(),
-            )
-        })
-        .collect()
-}
-
-/// Runs the DC drive analysis (3 and 6 minutes) over `pois` into `out`.
-fn run(pois: &Path, out: &Path, checkpoint: Option<&Path>) {
-    let dc = |f: &str| data_dir().join("dc").join(f).display().to_string();
-    let mut args: Vec<String> = [
-        "-q",
-        "run",
-        "--pois",
-        &pois.display().to_string(),
-        "--network",
-        &dc("roads.osm.pbf"),
-        "--block-groups",
-        &dc("cb_2020_11_bg_500k.zip"),
-        "--acs",
-        &dc("acs5_2021_bg_api.json"),
-        "--mode",
-        "drive",
-        "--travel-time",
-        "3,6",
-        "--out",
-        &out.display().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
-    match checkpoint {
-        Some(cp) => args.extend(["--checkpoint".into(), cp.display().to_string()]),
-        None => args.push("--no-checkpoint".into()),
-    }
-    socialmapper(&args);
-}
 
 /// `watch -q --checkpoint cp --input input ...extra`.
 fn watch_args(cp: &Path, input: &str, extra: &[&str]) -> Vec<String> {
@@ -106,61 +35,6 @@ fn remove(id: &str) -> String {
     format!(r#"{{"op":"remove","id":"{id}"}}"#)
 }
 
-/// `census.csv` rows keyed by (travel time, GEOID).
-type Table = BTreeMap<(String, String), Vec<String>>;
-
-/// The header and rows of `census.csv` in `dir`.
-fn census(dir: &Path) -> (Vec<String>, Table) {
-    let (header, rows) = read_csv(&dir.join("census.csv"));
-    let (g, t) = (
-        common::col(&header, "census_block_group"),
-        common::col(&header, "travel_time_minutes"),
-    );
-    let rows = rows
-        .into_iter()
-        .map(|r| ((r[t].clone(), r[g].clone()), r))
-        .collect();
-    (header, rows)
-}
-
-/// Applies every record of `changes.jsonl` in `dir` to `table`, checking that each insert
-/// is of a new row, each update and delete of an existing one, and that the epochs come in
-/// order, each once (a block of records per epoch).
-fn replay(dir: &Path, header: &[String], table: &mut Table) {
-    let changes = std::fs::read_to_string(dir.join("changes.jsonl")).expect("changelog");
-    let mut seen = Vec::new();
-    for line in changes.lines() {
-        let c: serde_json::Value = serde_json::from_str(line).expect("JSON line");
-        let epoch = c["epoch"].as_u64().expect("epoch");
-        if seen.last() != Some(&epoch) {
-            assert!(!seen.contains(&epoch), "epoch {epoch}'s records come twice");
-            seen.push(epoch);
-        }
-        let key = (
-            c["travel_time_minutes"]
-                .as_u64()
-                .expect("minutes")
-                .to_string(),
-            c["key"].as_str().expect("key").to_string(),
-        );
-        match c["op"].as_str().expect("op") {
-            "delete" => assert!(table.remove(&key).is_some(), "delete of a missing row"),
-            op => {
-                let row: Vec<String> = header
-                    .iter()
-                    .map(|h| c["row"][h].as_str().expect("cell").to_string())
-                    .collect();
-                let old = table.insert(key, row);
-                assert_eq!(old.is_some(), op == "update", "{op} of {line}");
-            }
-        }
-    }
-    assert!(
-        seen.windows(2).all(|w| w[0] < w[1]),
-        "epochs out of order: {seen:?}"
-    );
-}
-
 /// The `epochs.jsonl` reports of `dir`.
 fn epochs(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("epochs.jsonl"))
@@ -175,15 +49,9 @@ fn check(t: &Path, live: &Path, pois: &[Row], before: &(Vec<String>, Table), wha
     write_pois(&t.join("now.csv"), pois);
     let fresh = t.join(format!("fresh-{what}"));
     run(&t.join("now.csv"), &fresh, None);
-    for f in ["census.csv", "isochrones.geojson"] {
-        let (x, y) = (
-            std::fs::read(live.join(f)).expect("output"),
-            std::fs::read(fresh.join(f)).expect("output"),
-        );
-        assert!(x == y, "{what}: {f} differs from a fresh run");
-    }
+    same_outputs(live, &fresh, what);
     let (header, mut table) = before.clone();
-    replay(live, &header, &mut table);
+    replay(live, &header, &mut table, None);
     assert_eq!(table, census(live).1, "{what}: changelog replay");
     let numbers: Vec<u64> = epochs(live)
         .iter()

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod fake_http;
+pub mod updates;
 
 /// The real data beside the repository: `$SOCIALMAPPER_DATA`, else `../shared/data`.
 /// Fails loudly when missing: these tests must not pass by skipping.

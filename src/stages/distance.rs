@@ -582,31 +582,10 @@ impl NetworkFold {
         );
         // POIs on the same link as a target can reach it without passing a node.
         for (k, s) in pois {
-            let Some(ts) = self.by_link.get(&s.link) else {
-                continue;
-            };
-            for &t in ts {
-                if let Some(tl) = self.targets[t as usize].as_mut() {
-                    offer_on_link(tl, *k, s.fraction);
-                }
-            }
-            if let Some(c) = &mut self.changed {
-                c.1.extend_from_slice(ts);
-            }
+            self.offer_on_its_link(*k, s);
         }
         let mut seeds = Vec::new();
-        for (k, snap) in pois {
-            for seed in network.seeds(snap, *k) {
-                seeds.push((
-                    seed.node,
-                    Label {
-                        time_ms: seed.time_ms,
-                        poi: seed.origin,
-                        length_m: seed.length_m,
-                    },
-                ));
-            }
-        }
+        push_seeds(network, pois, &mut seeds);
         self.search(network, &seeds)
     }
 
@@ -679,31 +658,27 @@ impl NetworkFold {
                 near.push((*k, *snap));
             }
             // Targets on the link of a remaining POI may have lost their on-link best.
-            if let Some(ts) = self.by_link.get(&snap.link) {
-                for &t in ts {
-                    if let Some(tl) = self.targets[t as usize].as_mut() {
-                        offer_on_link(tl, *k, snap.fraction);
-                    }
-                }
-                if let Some(c) = &mut self.changed {
-                    c.1.extend_from_slice(ts);
-                }
-            }
+            self.offer_on_its_link(*k, snap);
         }
-        for (k, snap) in &near {
-            for seed in network.seeds(snap, *k) {
-                seeds.push((
-                    seed.node,
-                    Label {
-                        time_ms: seed.time_ms,
-                        poi: seed.origin,
-                        length_m: seed.length_m,
-                    },
-                ));
-            }
-        }
+        push_seeds(network, &near, &mut seeds);
         self.search(network, &seeds);
         cell.len()
+    }
+
+    /// Offers POI `poi`, snapped at `snap`, to the targets on its link (reached without a
+    /// node), recording them as possibly changed.
+    fn offer_on_its_link(&mut self, poi: u32, snap: &Snap) {
+        let Some(ts) = self.by_link.get(&snap.link) else {
+            return;
+        };
+        for &t in ts {
+            if let Some(tl) = self.targets[t as usize].as_mut() {
+                offer_on_link(tl, poi, snap.fraction);
+            }
+        }
+        if let Some(c) = &mut self.changed {
+            c.1.extend_from_slice(ts);
+        }
     }
 
     /// The pruned multi-source Dijkstra from `seeds` (node, label) (see the type's docs),
@@ -798,6 +773,23 @@ impl NetworkFold {
             offer_to(&mut best, time, poi, length);
         }
         NetworkNearest::from_best(best)
+    }
+}
+
+/// Pushes the search seeds of `pois` (run index, snap) onto `seeds`: the ends of each POI's
+/// link, labelled with the time and length to reach them.
+fn push_seeds(network: &Network, pois: &[(u32, Snap)], seeds: &mut Vec<(NodeId, Label)>) {
+    for (k, snap) in pois {
+        for seed in network.seeds(snap, *k) {
+            seeds.push((
+                seed.node,
+                Label {
+                    time_ms: seed.time_ms,
+                    poi: seed.origin,
+                    length_m: seed.length_m,
+                },
+            ));
+        }
     }
 }
 

@@ -43,11 +43,12 @@ use crate::error::{Error, Result};
 use crate::output::{self, GEOJSON_FOOTER, GEOJSON_HEADER, census_header, census_record};
 use crate::pipeline::{Accumulated, BatchRecord, KEY_COMPLETE, KEY_RUN, StageTimer};
 use crate::poi::PoiRecord;
+use crate::stages::census_join::CensusIndex;
 use crate::stages::isochrone::poi_isochrone;
 use crate::stages::network::NetworkSlice;
 use crate::types::{Poi, Reject};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -155,22 +156,57 @@ struct LiveState {
     next_seq: u32,
     /// The last epoch this state includes.
     epoch: u64,
-    /// The ids of the active POIs (built when the state is opened): an added POI with one of
-    /// them is rejected as a duplicate, as a run rejects a record whose id an earlier one has.
+    /// The active POIs' positions in `pois`, by id (built when the state is opened). Ids
+    /// are distinct: an added POI with an active one's id is rejected as a duplicate, as a
+    /// run rejects a record whose id an earlier one has.
     #[serde(skip)]
-    active_ids: HashSet<String>,
+    active: HashMap<String, usize>,
+    /// The position in `pois` of each sequence number, `u32::MAX` for none (built when the
+    /// state is opened).
+    #[serde(skip)]
+    position: Vec<u32>,
 }
 
 impl LiveState {
+    /// Builds the indexes the state does not store: [`LiveState::active`] and
+    /// [`LiveState::position`].
+    fn index(&mut self) {
+        self.active = (self.pois.iter().enumerate())
+            .filter(|(_, p)| p.active)
+            .map(|(at, p)| (p.poi.id.clone(), at))
+            .collect();
+        self.position = vec![u32::MAX; self.next_seq as usize];
+        for (at, p) in self.pois.iter().enumerate() {
+            self.position[p.poi.poi as usize] = at as u32;
+        }
+    }
+
+    /// Appends an added POI.
+    fn push(&mut self, poi: ProcessedPoi) {
+        let at = self.pois.len();
+        self.active.insert(poi.id.clone(), at);
+        let seq = poi.poi as usize;
+        if self.position.len() <= seq {
+            self.position.resize(seq + 1, u32::MAX);
+        }
+        self.position[seq] = at as u32;
+        self.pois.push(LivePoi { poi, active: true });
+    }
+
     /// Id and name of the active POIs among `seqs`.
     fn names(&self, seqs: impl Iterator<Item = u32>) -> HashMap<u32, (String, String)> {
-        seqs.filter_map(|k| {
-            let at = self.pois.binary_search_by_key(&k, |p| p.poi.poi).ok()?;
-            let p = &self.pois[at];
-            p.active
-                .then(|| (k, (p.poi.id.clone(), p.poi.name.clone())))
-        })
-        .collect()
+        // Many rows share a nearest POI: each is looked up once.
+        let mut seqs: Vec<u32> = seqs.collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.into_iter()
+            .filter_map(|k| {
+                let at = *self.position.get(k as usize)?;
+                let p = self.pois.get(at as usize)?;
+                p.active
+                    .then(|| (k, (p.poi.id.clone(), p.poi.name.clone())))
+            })
+            .collect()
     }
 }
 
@@ -228,8 +264,10 @@ pub struct LiveRun {
     snapshot_epoch: u64,
     /// A snapshot is written once this many epochs are logged after the last one.
     snapshot_every: u64,
-    /// `census.csv`'s rows, keyed by (travel time, GEOID): the file's order.
-    rows: BTreeMap<(u32, String), Row>,
+    /// `census.csv`'s header line.
+    header: Vec<u8>,
+    /// `census.csv`'s rows.
+    census: CensusLines,
     ws: WorkerState,
     load_s: f64,
     quiet: bool,
@@ -313,12 +351,17 @@ impl LiveRun {
                 dir.display()
             )));
         }
-        state.active_ids = state
+        if state
             .pois
-            .iter()
-            .filter(|p| p.active)
-            .map(|p| p.poi.id.clone())
-            .collect();
+            .last()
+            .is_some_and(|p| p.poi.poi >= state.next_seq)
+        {
+            return Err(Error::State(format!(
+                "the POIs of the checkpoint in {} are numbered beyond its count",
+                dir.display()
+            )));
+        }
+        state.index();
         // Each epoch asks the network fold which targets it may have changed.
         if let Some(f) = &mut state.acc.network {
             f.track_changes();
@@ -335,13 +378,14 @@ impl LiveRun {
             step(&mut state, &ctx, &whole, &mut ws, &logged, Outlines::No)?;
             state.epoch = epoch;
         }
-        let rows = rows_by_key(&state, &ctx, &acs, &cfg, None);
+        let census = census_lines(&state, &ctx, &acs, &cfg, None);
+        let header = census_header_line(&acs);
         let out = &cfg.out;
         let stale = next_path(&out.join("isochrones.geojson"));
         if let Some(p) = cp.get::<Pending>(KEY_PENDING)? {
             // The last epoch's state is committed but its outputs may be half-written.
             apply_outputs(out, &p)?;
-            write_census(out, &acs, &rows)?;
+            write_census(out, &header, &census)?;
             append_report(out, p.epochs_from, &p.report)?;
             cp.put_all(&[(KEY_PENDING, None)])?;
         } else if stale.exists() {
@@ -357,7 +401,8 @@ impl LiveRun {
             state,
             snapshot_epoch,
             snapshot_every: SNAPSHOT_EVERY,
-            rows,
+            header,
+            census,
             ws,
             load_s: t_load.elapsed().as_secs_f64(),
             quiet,
@@ -413,8 +458,9 @@ impl LiveRun {
             remove_ids: change.remove_ids.clone(),
             add: change.add.iter().map(|(_, r)| r.clone()).collect(),
         };
-        let features_before = self.state.pois.iter().filter(|p| p.active).count() as u64
-            * self.ctx.params.travel_times_min.len() as u64;
+        // Active POIs have distinct ids (a run and an update reject repeated ones).
+        let features_before =
+            self.state.active.len() as u64 * self.ctx.params.travel_times_min.len() as u64;
         let effects = step(
             &mut self.state,
             &self.ctx,
@@ -434,66 +480,37 @@ impl LiveRun {
             ..Default::default()
         };
 
-        // The rows of the block groups the change may have touched, before and after.
-        let touched: Vec<u32> = effects.reached.union(&effects.nearest).copied().collect();
+        // The rows of the block groups the change may have touched, made again and merged
+        // into the table.
         let census = &self.ctx.census;
-        let mut before: BTreeMap<(u32, String), Row> = BTreeMap::new();
-        for &minutes in &self.ctx.params.travel_times_min {
-            for &bg in &touched {
-                let key = (minutes, census.block_groups[bg as usize].geoid.clone());
-                if let Some(row) = self.rows.remove(&key) {
-                    before.insert(key, row);
-                }
-            }
+        let mut touched = vec![false; census.block_groups.len()];
+        let touched_bgs: Vec<u32> = effects.reached.union(&effects.nearest).copied().collect();
+        for &bg in &touched_bgs {
+            touched[bg as usize] = true;
         }
-        let after = rows_by_key(&self.state, &self.ctx, &self.acs, &self.cfg, Some(&touched));
-        let mut changes = Vec::new();
-        let with_rows: HashSet<&str> = before
-            .keys()
-            .chain(after.keys())
-            .map(|k| k.1.as_str())
-            .collect();
-        let mut recomputed: HashSet<String> = effects
-            .reached
-            .iter()
-            .map(|&bg| census.block_groups[bg as usize].geoid.as_str())
-            .filter(|g| with_rows.contains(g))
-            .map(str::to_string)
-            .collect();
-        let columns: Vec<Vec<u8>> = census_header(&self.acs.variables)
-            .iter()
-            .map(|c| json_string(c))
-            .collect();
-        let mut record = |op: &str, key: &(u32, String), row: Option<&Row>| {
-            changelog_line(
-                &mut changes,
-                epoch,
-                op,
-                key,
-                row.map(|r| (&columns[..], &r.cells[..])),
-            );
-            if !recomputed.contains(&key.1) {
-                recomputed.insert(key.1.clone());
-            }
-            report.rows_changed += 1;
-        };
-        // In the file's order: inserts and updates by key, then deletes by key.
-        for (key, row) in &after {
-            match before.get(key) {
-                None => record("insert", key, Some(row)),
-                Some(old) if old != row => record("update", key, Some(row)),
-                _ => {}
-            }
-        }
-        for key in before.keys() {
-            if !after.contains_key(key) {
-                record("delete", key, None);
-            }
-        }
+        let fresh = census_lines(
+            &self.state,
+            &self.ctx,
+            &self.acs,
+            &self.cfg,
+            Some(&touched_bgs),
+        );
+        let merged = self.census.merge(&fresh, &touched);
+        report.rows_changed = merged.edits.len() as u64;
         // Block groups reached by a changed POI, or whose rows changed (their nearest POI):
         // those with no row before or after (reached by no POI) are not in the outputs.
+        let mut recomputed: Vec<u32> = effects
+            .reached
+            .iter()
+            .copied()
+            .filter(|&bg| merged.with_rows.binary_search(&bg).is_ok())
+            .chain(merged.edits.iter().map(|e| key_bg(e.key)))
+            .collect();
+        recomputed.sort_unstable();
+        recomputed.dedup();
         report.bgs_recomputed = recomputed.len() as u64;
-        self.rows.extend(after);
+        let changes = changelog(epoch, &merged.edits, &fresh, census, &self.acs);
+        self.census = merged.table;
 
         // Commit (the change in the log, the edits pending), then write the outputs.
         let rows_done = t.elapsed().as_secs_f64();
@@ -523,7 +540,8 @@ impl LiveRun {
         let pending = Pending {
             epoch,
             changes_from: len("changes.jsonl"),
-            changes: String::from_utf8(changes).unwrap_or_default(),
+            changes: String::from_utf8(changes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             rewritten,
             geojson_from: len("isochrones.geojson").saturating_sub(GEOJSON_FOOTER.len() as u64),
             features_before,
@@ -543,7 +561,7 @@ impl LiveRun {
         commit.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
         self.cp.put_all(&commit)?;
         apply_outputs(&out, &pending)?;
-        write_census(&out, &self.acs, &self.rows)?;
+        write_census(&out, &self.header, &self.census)?;
         report.latency_s = t.elapsed().as_secs_f64();
         report.write_s = report.latency_s - rows_done;
         append_report(&out, pending.epochs_from, &report)?;
@@ -611,16 +629,33 @@ fn step(
 
     // 1. Take POIs out.
     if !change.remove_ids.is_empty() {
-        let wanted: HashSet<&str> = change.remove_ids.iter().map(String::as_str).collect();
-        let mut found: HashSet<&str> = HashSet::new();
+        for id in &change.remove_ids {
+            if !state.active.contains_key(id) {
+                fx.rejects.push(Reject {
+                    source: "remove".into(),
+                    id: Some(id.clone()),
+                    reason: "no POI with this id in the run".into(),
+                });
+            }
+        }
+        // The positions of the POIs to take out, in file order.
+        let mut out: Vec<usize> = (change.remove_ids.iter())
+            .filter_map(|id| state.active.remove(id))
+            .collect();
+        out.sort_unstable();
         let mut gone = HashSet::new();
         let mut ordinal = 0u64;
         let per_poi = ctx.params.travel_times_min.len() as u64;
-        for p in state.pois.iter_mut().filter(|p| p.active) {
-            if let Some(&id) = wanted.get(p.poi.id.as_str()) {
-                found.insert(id);
+        let mut next = out.iter().copied().peekable();
+        for (at, p) in state.pois.iter_mut().enumerate() {
+            if next.peek().is_none() {
+                break;
+            }
+            if !p.active {
+                continue;
+            }
+            if next.next_if_eq(&at).is_some() {
                 p.active = false;
-                state.active_ids.remove(id);
                 gone.insert(p.poi.poi);
                 fx.removed_ordinals.extend(ordinal..ordinal + per_poi);
                 let iso = poi_isochrone(
@@ -638,15 +673,6 @@ fn step(
                 fx.pois_removed += 1;
             }
             ordinal += per_poi;
-        }
-        for id in &change.remove_ids {
-            if !found.contains(id.as_str()) {
-                fx.rejects.push(Reject {
-                    source: "remove".into(),
-                    id: Some(id.clone()),
-                    reason: "no POI with this id in the run".into(),
-                });
-            }
         }
         if !gone.is_empty() {
             let active = state.pois.iter().filter(|p| p.active);
@@ -666,7 +692,7 @@ fn step(
         let seq = state.next_seq;
         state.next_seq += 1;
         let poi = match record {
-            Ok(p) if state.active_ids.contains(&p.id) => {
+            Ok(p) if state.active.contains_key(&p.id) => {
                 fx.rejects.push(Reject {
                     source: p.source.clone(),
                     id: Some(p.id.clone()),
@@ -698,11 +724,7 @@ fn step(
                     output::feature_json(&mut text, f);
                     fx.added_features.push(text);
                 }
-                state.active_ids.insert(p.id.clone());
-                state.pois.push(LivePoi {
-                    poi: p,
-                    active: true,
-                });
+                state.push(p);
                 fx.pois_added += 1;
             }
             Err(r) => fx.rejects.push(r),
@@ -716,43 +738,74 @@ fn step(
     Ok(fx)
 }
 
-/// `text` as a JSON string.
-fn json_string(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + 2);
-    // Writing a string to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, text);
-    out
+/// Appends `text` to `out` as a JSON string.
+fn push_json_string(out: &mut Vec<u8>, text: &[u8]) {
+    // Cells rarely hold anything to escape: those are copied as they are.
+    if text.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text);
+        out.push(b'"');
+    } else {
+        // Writing a string to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &*String::from_utf8_lossy(text));
+    }
 }
 
-/// Appends to `out` the `changes.jsonl` line of one row:
+/// The `changes.jsonl` lines of an epoch's row edits, one per edit in their order:
 /// `{"epoch":E,"op":OP,"key":GEOID,"travel_time_minutes":T,"row":{column:cell,...}|null}`,
-/// the row's columns in `census.csv`'s order.
-fn changelog_line(
-    out: &mut Vec<u8>,
+/// the row's columns in `census.csv`'s order (`fresh` holds the new rows' lines).
+fn changelog(
     epoch: u64,
-    op: &str,
-    key: &(u32, String),
-    row: Option<(&[Vec<u8>], &[String])>,
-) {
-    out.extend_from_slice(format!("{{\"epoch\":{epoch},\"op\":\"{op}\",\"key\":").as_bytes());
-    out.extend_from_slice(&json_string(&key.1));
-    out.extend_from_slice(format!(",\"travel_time_minutes\":{},\"row\":", key.0).as_bytes());
-    match row {
-        None => out.extend_from_slice(b"null"),
-        Some((columns, cells)) => {
+    edits: &[RowEdit],
+    fresh: &CensusLines,
+    census: &CensusIndex,
+    acs: &AcsTable,
+) -> Vec<u8> {
+    let mut columns = Vec::new();
+    for c in census_header(&acs.variables) {
+        let mut name = Vec::new();
+        push_json_string(&mut name, c.as_bytes());
+        columns.push(name);
+    }
+    // The new rows' lines, read back into cells in the edits' order.
+    let mut text = Vec::new();
+    for e in edits {
+        if let Some(at) = e.fresh {
+            text.extend_from_slice(fresh.line(at));
+        }
+    }
+    let mut cells = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(&text[..]);
+    let mut record = csv::ByteRecord::new();
+    let mut out = Vec::with_capacity(text.len() * 2 + edits.len() * 64);
+    for e in edits {
+        let geoid = &census.block_groups[key_bg(e.key) as usize].geoid;
+        out.extend_from_slice(
+            format!("{{\"epoch\":{epoch},\"op\":\"{}\",\"key\":", e.op).as_bytes(),
+        );
+        push_json_string(&mut out, geoid.as_bytes());
+        out.extend_from_slice(
+            format!(",\"travel_time_minutes\":{},\"row\":", key_minutes(e.key)).as_bytes(),
+        );
+        // The lines were written by the csv writer from as many cells as there are columns.
+        if e.fresh.is_some() && matches!(cells.read_byte_record(&mut record), Ok(true)) {
             out.push(b'{');
-            for (k, (c, v)) in columns.iter().zip(cells).enumerate() {
+            for (k, (c, v)) in columns.iter().zip(record.iter()).enumerate() {
                 if k > 0 {
                     out.push(b',');
                 }
                 out.extend_from_slice(c);
                 out.push(b':');
-                let _ = serde_json::to_writer(&mut *out, v);
+                push_json_string(&mut out, v);
             }
             out.push(b'}');
+        } else {
+            out.extend_from_slice(b"null");
         }
+        out.extend_from_slice(b"}\n");
     }
-    out.extend_from_slice(b"}\n");
+    out
 }
 
 /// The live state of a finished run, from its batch records.
@@ -781,80 +834,224 @@ fn replay(
         pois,
         next_seq,
         epoch: 0,
-        active_ids: HashSet::new(),
+        active: HashMap::new(),
+        position: Vec::new(),
     })
 }
 
-/// A row of `census.csv`: its cells, and its line as the file holds it.
-#[derive(Clone, Debug, PartialEq)]
-struct Row {
-    cells: Vec<String>,
-    line: Vec<u8>,
+/// The key of a `census.csv` row: its travel time, then its block group. Block groups are
+/// numbered in GEOID order, so key order is the file's order.
+fn row_key(minutes: u32, bg: u32) -> u64 {
+    (u64::from(minutes) << 32) | u64::from(bg)
 }
 
-/// The census rows keyed by (travel time, GEOID) — all of them, or those of the block
-/// groups `only` (ascending).
-fn rows_by_key(
+/// The block group of a row key.
+fn key_bg(key: u64) -> u32 {
+    key as u32
+}
+
+/// The travel time of a row key.
+fn key_minutes(key: u64) -> u32 {
+    (key >> 32) as u32
+}
+
+/// Rows of `census.csv` as the file holds them: their lines in one text, in file order. An
+/// epoch merges its rows into it ([`CensusLines::merge`]) and the file is written from it
+/// in two writes.
+#[derive(Default)]
+struct CensusLines {
+    text: Vec<u8>,
+    /// Each row's key and the end of its line in `text`, ascending by key; a line starts
+    /// where the one before it ends.
+    rows: Vec<(u64, usize)>,
+}
+
+/// What an epoch did to a row of `census.csv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowOp {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl std::fmt::Display for RowOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RowOp::Insert => "insert",
+            RowOp::Update => "update",
+            RowOp::Delete => "delete",
+        })
+    }
+}
+
+/// A changed row: its key, what happened, and its new line (an index into the epoch's
+/// fresh rows) unless deleted.
+#[derive(Clone, Copy, Debug)]
+struct RowEdit {
+    key: u64,
+    op: RowOp,
+    fresh: Option<usize>,
+}
+
+/// The result of [`CensusLines::merge`].
+struct Merged {
+    /// The table after the epoch.
+    table: CensusLines,
+    /// The changed rows: inserts and updates by key, then deletes by key.
+    edits: Vec<RowEdit>,
+    /// The touched block groups with a row before or after (ascending).
+    with_rows: Vec<u32>,
+}
+
+impl CensusLines {
+    /// The line of the `at`-th row.
+    fn line(&self, at: usize) -> &[u8] {
+        let from = if at == 0 { 0 } else { self.rows[at - 1].1 };
+        &self.text[from..self.rows[at].1]
+    }
+
+    /// The table with the rows of the `touched` block groups (indexed by block group)
+    /// replaced by `fresh` (their rows made again; a touched block group without a fresh row
+    /// has none any more), and the row edits that makes. Unchanged runs of lines are copied
+    /// whole.
+    fn merge(&self, fresh: &CensusLines, touched: &[bool]) -> Merged {
+        let mut table = CensusLines {
+            text: Vec::with_capacity(self.text.len() + fresh.text.len()),
+            rows: Vec::with_capacity(self.rows.len() + fresh.rows.len()),
+        };
+        let mut edits = Vec::new();
+        let mut deletes = Vec::new();
+        let mut with_rows = Vec::new();
+        // The run of old lines being kept: where it starts in the old text.
+        let mut run_from = 0;
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let old = self.rows.get(i).map(|r| r.0);
+            let new = fresh.rows.get(j).map(|r| r.0);
+            let (old_key, new_key) = match (old, new) {
+                (None, None) => break,
+                (o, n) => (o.unwrap_or(u64::MAX), n.unwrap_or(u64::MAX)),
+            };
+            let old_from = if i == 0 { 0 } else { self.rows[i - 1].1 };
+            if old_key < new_key && !touched[key_bg(old_key) as usize] {
+                // Kept: it extends the run.
+                let end = table.text.len() + (self.rows[i].1 - run_from);
+                table.rows.push((old_key, end));
+                i += 1;
+                continue;
+            }
+            if old_key == new_key && self.line(i) == fresh.line(j) {
+                let end = table.text.len() + (self.rows[i].1 - run_from);
+                table.rows.push((old_key, end));
+                with_rows.push(key_bg(old_key));
+                i += 1;
+                j += 1;
+                continue;
+            }
+            // The run ends here.
+            table.text.extend_from_slice(&self.text[run_from..old_from]);
+            if old_key < new_key {
+                // A touched block group's row that is no more.
+                deletes.push(RowEdit {
+                    key: old_key,
+                    op: RowOp::Delete,
+                    fresh: None,
+                });
+                with_rows.push(key_bg(old_key));
+                i += 1;
+            } else {
+                let op = if old_key == new_key {
+                    i += 1;
+                    RowOp::Update
+                } else {
+                    RowOp::Insert
+                };
+                table.text.extend_from_slice(fresh.line(j));
+                table.rows.push((new_key, table.text.len()));
+                edits.push(RowEdit {
+                    key: new_key,
+                    op,
+                    fresh: Some(j),
+                });
+                with_rows.push(key_bg(new_key));
+                j += 1;
+            }
+            run_from = if i == 0 { 0 } else { self.rows[i - 1].1 };
+        }
+        table.text.extend_from_slice(&self.text[run_from..]);
+        edits.extend(deletes);
+        with_rows.sort_unstable();
+        with_rows.dedup();
+        Merged {
+            table,
+            edits,
+            with_rows,
+        }
+    }
+}
+
+/// The lines of the census rows — all of them, or those of the block groups `only`
+/// (ascending).
+fn census_lines(
     state: &LiveState,
     ctx: &RunContext,
     acs: &AcsTable,
     cfg: &RunConfig,
     only: Option<&[u32]>,
-) -> BTreeMap<(u32, String), Row> {
+) -> CensusLines {
     let rows = match only {
         Some(bgs) => {
             crate::pipeline::census_rows_of(&state.acc, &ctx.census, &ctx.params, acs, bgs)
         }
-        None => crate::pipeline::census_rows(&state.acc, &ctx.census, &ctx.params, acs),
+        None => {
+            let reached: Vec<u32> = state.acc.reach.keys().copied().collect();
+            crate::pipeline::census_rows_of(&state.acc, &ctx.census, &ctx.params, acs, &reached)
+        }
     };
-    let names = state.names(rows.iter().filter_map(|r| r.nearest_poi()));
-    // All lines into one writer (writing to a Vec cannot fail), cut at each row's end.
+    let names = state.names(rows.iter().filter_map(|(_, r)| r.nearest_poi()));
+    // Writing to a Vec cannot fail; the writer is flushed after each row to find its end.
     let mut text = csv::WriterBuilder::new()
         .has_headers(false)
-        .from_writer(Vec::new());
+        .from_writer(Vec::with_capacity(rows.len() * 320));
+    let mut record = csv::ByteRecord::new();
     let mut ends = Vec::with_capacity(rows.len());
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let cells = census_record(r, &names, acs.variables.len(), cfg.analysis.mode);
-            let _ = text.write_record(&cells);
-            let _ = text.flush();
-            ends.push(text.get_ref().len());
-            cells
-        })
-        .collect();
-    let text = text.into_inner().unwrap_or_default();
-    let mut from = 0;
-    rows.iter()
-        .zip(cells)
-        .zip(ends)
-        .map(|((r, cells), end)| {
-            let line = text[from..end].to_vec();
-            from = end;
-            ((r.minutes, r.geoid.clone()), Row { cells, line })
-        })
-        .collect()
+    for (bg, r) in &rows {
+        census_record(
+            r,
+            &names,
+            acs.variables.len(),
+            cfg.analysis.mode,
+            &mut record,
+        );
+        let _ = text.write_byte_record(&record);
+        let _ = text.flush();
+        ends.push((row_key(r.minutes, *bg), text.get_ref().len()));
+    }
+    CensusLines {
+        text: text.into_inner().unwrap_or_default(),
+        rows: ends,
+    }
 }
 
-/// Writes `census.csv` from its rows (their key order, travel time then GEOID, is the file's
-/// order). Like the checkpoint's writes it is not fsynced: it survives a killed process, and
-/// the state it is made from is committed before it.
-fn write_census(out: &Path, acs: &AcsTable, rows: &BTreeMap<(u32, String), Row>) -> Result<()> {
+/// `census.csv`'s header line.
+fn census_header_line(acs: &AcsTable) -> Vec<u8> {
+    let mut header = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = header.write_record(census_header(&acs.variables));
+    header.into_inner().unwrap_or_default()
+}
+
+/// Writes `census.csv`: `header`, then the rows. Like the checkpoint's writes it is not
+/// fsynced: it survives a killed process, and the state it is made from is committed before
+/// it. It is written beside and moved into place, so that a reader never sees half of it.
+fn write_census(out: &Path, header: &[u8], rows: &CensusLines) -> Result<()> {
     let path = out.join("census.csv");
     let tmp = path.with_extension("csv.tmp");
-    let file = std::fs::File::create(&tmp).map_err(|e| Error::output(&tmp, e))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    let mut header = csv::Writer::from_writer(Vec::new());
-    header
-        .write_record(census_header(&acs.variables))
-        .map_err(|e| Error::output(&path, e))?;
-    let header = header.into_inner().unwrap_or_default();
-    std::iter::once(&header[..])
-        .chain(rows.values().map(|r| &r.line[..]))
-        .try_for_each(|line| w.write_all(line))
-        .and_then(|()| w.flush())
+    let mut file = std::fs::File::create(&tmp).map_err(|e| Error::output(&tmp, e))?;
+    file.write_all(header)
+        .and_then(|()| file.write_all(&rows.text))
         .map_err(|e| Error::output(&tmp, e))?;
-    drop(w);
+    drop(file);
     std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))
 }
 
@@ -957,4 +1154,115 @@ fn append(path: &Path, from: Option<u64>, bytes: &[u8]) -> Result<()> {
         f.set_len(len).map_err(|e| Error::output(path, e))?;
     }
     f.write_all(bytes).map_err(|e| Error::output(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table of `(minutes, bg, line)` rows, in key order.
+    fn table(rows: &[(u32, u32, &str)]) -> CensusLines {
+        let mut t = CensusLines::default();
+        for &(minutes, bg, line) in rows {
+            t.text.extend_from_slice(line.as_bytes());
+            t.rows.push((row_key(minutes, bg), t.text.len()));
+        }
+        t
+    }
+
+    fn lines(t: &CensusLines) -> Vec<(u32, u32, String)> {
+        (0..t.rows.len())
+            .map(|k| {
+                let key = t.rows[k].0;
+                let line = String::from_utf8(t.line(k).to_vec()).unwrap();
+                (key_minutes(key), key_bg(key), line)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merging_rows_replaces_the_touched_block_groups_and_reports_each_edit() {
+        let old = table(&[
+            (5, 0, "a5\n"),
+            (5, 1, "b5\n"),
+            (5, 3, "d5\n"),
+            (10, 0, "a10\n"),
+            (10, 1, "b10\n"),
+            (10, 2, "c10\n"),
+            (10, 3, "d10\n"),
+        ]);
+        // Block groups 1 (updated at 5, unchanged at 10), 2 (inserted at 5, deleted at 10)
+        // and 4 (inserted) are touched; 0 and 3 are not.
+        let mut touched = vec![false; 5];
+        for bg in [1, 2, 4] {
+            touched[bg] = true;
+        }
+        let fresh = table(&[
+            (5, 1, "B5\n"),
+            (5, 2, "c5\n"),
+            (10, 1, "b10\n"),
+            (10, 4, "e10\n"),
+        ]);
+        let m = old.merge(&fresh, &touched);
+        let want = [
+            (5, 0, "a5\n"),
+            (5, 1, "B5\n"),
+            (5, 2, "c5\n"),
+            (5, 3, "d5\n"),
+            (10, 0, "a10\n"),
+            (10, 1, "b10\n"),
+            (10, 3, "d10\n"),
+            (10, 4, "e10\n"),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|&(m, b, l)| (m, b, l.to_string()))
+            .collect();
+        assert_eq!(lines(&m.table), want);
+        assert_eq!(
+            m.table.text,
+            want.iter()
+                .map(|r| r.2.as_str())
+                .collect::<String>()
+                .as_bytes()
+        );
+        let edits: Vec<_> = m
+            .edits
+            .iter()
+            .map(|e| (key_minutes(e.key), key_bg(e.key), e.op, e.fresh))
+            .collect();
+        assert_eq!(
+            edits,
+            [
+                (5, 1, RowOp::Update, Some(0)),
+                (5, 2, RowOp::Insert, Some(1)),
+                (10, 4, RowOp::Insert, Some(3)),
+                (10, 2, RowOp::Delete, None),
+            ]
+        );
+        assert_eq!(m.with_rows, [1, 2, 4]);
+
+        // Nothing touched: the same table, no edits.
+        let m = old.merge(&CensusLines::default(), &[false; 5]);
+        assert_eq!(lines(&m.table), lines(&old));
+        assert!(m.edits.is_empty() && m.with_rows.is_empty());
+        // Everything touched and gone: an empty table, every row deleted in key order.
+        let m = old.merge(&CensusLines::default(), &[true; 5]);
+        assert!(m.table.text.is_empty() && m.table.rows.is_empty());
+        let deleted: Vec<u64> = m.edits.iter().map(|e| e.key).collect();
+        assert_eq!(deleted, old.rows.iter().map(|r| r.0).collect::<Vec<_>>());
+        assert!(m.edits.iter().all(|e| e.op == RowOp::Delete));
+    }
+
+    #[test]
+    fn json_strings_are_escaped_only_where_needed() {
+        let mut out = Vec::new();
+        push_json_string(&mut out, b"plain 1.5");
+        out.push(b' ');
+        push_json_string(&mut out, "a \"quoted\" \\ name\ttab é".as_bytes());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""plain 1.5" "a \"quoted\" \\ name\ttab é""#
+        );
+    }
 }

@@ -413,17 +413,20 @@ pub(crate) fn census_rows(
 ) -> Vec<CensusRow> {
     let reached: Vec<u32> = acc.reach.keys().copied().collect();
     census_rows_of(acc, census, params, acs, &reached)
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect()
 }
 
 /// The rows of the block groups `bgs` (ascending; those no POI reaches have none), in the
-/// order of [`census_rows`].
+/// order of [`census_rows`], each with its block group.
 pub(crate) fn census_rows_of(
     acc: &Accumulated,
     census: &CensusIndex,
     params: &crate::stages::isochrone::IsochroneParams,
     acs: &AcsTable,
     bgs: &[u32],
-) -> Vec<CensusRow> {
+) -> Vec<(u32, CensusRow)> {
     let mut rows = Vec::new();
     for (ti, &minutes) in params.travel_times_min.iter().enumerate() {
         for &bg in bgs {
@@ -435,7 +438,7 @@ pub(crate) fn census_rows_of(
                 continue;
             }
             let prepared = &census.block_groups[bg as usize];
-            rows.push(CensusRow {
+            let row = CensusRow {
                 geoid: prepared.geoid.clone(),
                 centroid_lonlat: prepared.centroid_lonlat,
                 straight: acc.straight.as_ref().and_then(|f| f.result_of(bg as usize)),
@@ -447,7 +450,8 @@ pub(crate) fn census_rows_of(
                 pois_reaching: reaching,
                 minutes,
                 acs: acs.rows.get(&prepared.geoid).cloned(),
-            });
+            };
+            rows.push((bg, row));
         }
     }
     rows

@@ -446,15 +446,6 @@ pub fn write_atomic(
     std::fs::rename(&tmp, path).map_err(|e| Error::output(path, e))
 }
 
-fn opt(v: Option<f64>, decimals: usize) -> String {
-    v.map(|x| format!("{x:.decimals$}")).unwrap_or_default()
-}
-
-/// An ACS value: whole numbers without a decimal point, others as they are.
-fn acs_cell(v: Option<f64>) -> String {
-    v.map(|x| format!("{x}")).unwrap_or_default()
-}
-
 fn write_census_csv(w: &mut dyn Write, o: &RunOutputs<'_>) -> std::io::Result<()> {
     write_census(w, o.rows, o.poi_names, o.acs_variables, o.analysis.mode)
 }
@@ -469,8 +460,10 @@ pub fn write_census(
 ) -> std::io::Result<()> {
     let mut csv = csv::Writer::from_writer(w);
     csv.write_record(census_header(acs_variables))?;
+    let mut record = csv::ByteRecord::new();
     for r in rows {
-        csv.write_record(census_record(r, poi_names, acs_variables.len(), mode))?;
+        census_record(r, poi_names, acs_variables.len(), mode, &mut record);
+        csv.write_byte_record(&record)?;
     }
     csv.flush()
 }
@@ -484,13 +477,15 @@ pub fn census_header(acs_variables: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The cells of one `census.csv` row, as written.
+/// Fills `record` (cleared first) with the cells of one `census.csv` row, as written. One
+/// record serves many rows: a row costs no allocation per cell.
 pub fn census_record(
     r: &CensusRow,
     poi_names: &HashMap<u32, (String, String)>,
     acs_count: usize,
     mode: Mode,
-) -> Vec<String> {
+    record: &mut csv::ByteRecord,
+) {
     let g = &r.geoid;
     let nearest = r.nearest_poi().and_then(|k| poi_names.get(&k));
     let km = r.straight.map(|s| s.distance_m / 1000.0);
@@ -500,29 +495,45 @@ pub fn census_record(
         } => (Some(ms_to_minutes(time_ms)), Some(length_m / 1000.0)),
         _ => (None, None),
     };
-    let mut rec = vec![
-        g.clone(),
-        g[0..2].to_string(),
-        g[0..5].to_string(),
-        g[5..11].to_string(),
-        g[11..12].to_string(),
-        format!("{:.6}", r.centroid_lonlat.0),
-        format!("{:.6}", r.centroid_lonlat.1),
-        nearest.map(|p| p.0.clone()).unwrap_or_default(),
-        nearest.map(|p| p.1.clone()).unwrap_or_default(),
-        opt(km, 4),
-        opt(km.map(|k| k * MILES_PER_KM), 4),
-        opt(time_min, 3),
-        opt(net_km, 4),
-        format!("{:.4}", r.coverage_share),
-        r.pois_reaching.to_string(),
-        r.minutes.to_string(),
-        mode.to_string(),
-    ];
-    for k in 0..acs_count {
-        rec.push(acs_cell(r.acs.as_ref().and_then(|v| v[k])));
+    record.clear();
+    let cell = &mut String::with_capacity(32);
+    for part in [&g[..], &g[0..2], &g[0..5], &g[5..11], &g[11..12]] {
+        record.push_field(part.as_bytes());
     }
-    rec
+    push_cell(record, cell, format_args!("{:.6}", r.centroid_lonlat.0));
+    push_cell(record, cell, format_args!("{:.6}", r.centroid_lonlat.1));
+    record.push_field(nearest.map_or(&b""[..], |p| p.0.as_bytes()));
+    record.push_field(nearest.map_or(&b""[..], |p| p.1.as_bytes()));
+    push_decimals(record, cell, km, 4);
+    push_decimals(record, cell, km.map(|k| k * MILES_PER_KM), 4);
+    push_decimals(record, cell, time_min, 3);
+    push_decimals(record, cell, net_km, 4);
+    push_cell(record, cell, format_args!("{:.4}", r.coverage_share));
+    push_cell(record, cell, format_args!("{}", r.pois_reaching));
+    push_cell(record, cell, format_args!("{}", r.minutes));
+    push_cell(record, cell, format_args!("{mode}"));
+    for k in 0..acs_count {
+        // ACS values: whole numbers without a decimal point, others as they are.
+        match r.acs.as_ref().and_then(|v| v[k]) {
+            Some(x) => push_cell(record, cell, format_args!("{x}")),
+            None => record.push_field(b""),
+        }
+    }
+}
+
+/// Appends a formatted cell to `record`, formatting through the scratch string `cell`.
+fn push_cell(record: &mut csv::ByteRecord, cell: &mut String, value: std::fmt::Arguments<'_>) {
+    cell.clear();
+    let _ = cell.write_fmt(value);
+    record.push_field(cell.as_bytes());
+}
+
+/// Appends `v` with `decimals` decimals to `record`, or an empty cell when it is missing.
+fn push_decimals(record: &mut csv::ByteRecord, cell: &mut String, v: Option<f64>, decimals: usize) {
+    match v {
+        Some(x) => push_cell(record, cell, format_args!("{x:.decimals$}")),
+        None => record.push_field(b""),
+    }
 }
 
 /// An output written batch by batch: appended to a part file, whose length after each batch the

@@ -49,7 +49,7 @@ use crate::stages::network::NetworkSlice;
 use crate::types::{Poi, Reject};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -268,6 +268,9 @@ pub struct LiveRun {
     header: Vec<u8>,
     /// `census.csv`'s rows.
     census: CensusLines,
+    /// Where each feature of `isochrones.geojson` starts (its `\n`), in file order: found
+    /// by the first removal, then kept up to date by each epoch.
+    features: Option<Vec<u64>>,
     ws: WorkerState,
     load_s: f64,
     quiet: bool,
@@ -403,6 +406,7 @@ impl LiveRun {
             snapshot_every: SNAPSHOT_EVERY,
             header,
             census,
+            features: None,
             ws,
             load_s: t_load.elapsed().as_secs_f64(),
             quiet,
@@ -518,15 +522,32 @@ impl LiveRun {
         let out = self.cfg.out.clone();
         let len = |name: &str| std::fs::metadata(out.join(name)).map_or(0, |m| m.len());
         let geojson = out.join("isochrones.geojson");
+        let geojson_from = len("isochrones.geojson").saturating_sub(GEOJSON_FOOTER.len() as u64);
         let rewritten = !effects.removed_ordinals.is_empty();
-        if rewritten {
-            rewrite_geojson(
+        let features = if rewritten {
+            let starts = match self.features.take() {
+                Some(starts) => starts,
+                None => feature_starts(&geojson, features_before)?,
+            };
+            Some(rewrite_geojson(
                 &geojson,
                 &next_path(&geojson),
+                &starts,
                 &effects.removed_ordinals,
                 &effects.added_features,
-            )?;
-        }
+            )?)
+        } else {
+            // The added features are appended after the others.
+            self.features.take().map(|mut starts| {
+                let mut at = geojson_from;
+                for f in &effects.added_features {
+                    at += u64::from(!starts.is_empty());
+                    starts.push(at);
+                    at += f.len() as u64;
+                }
+                starts
+            })
+        };
         let mut rejects = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(Vec::new());
@@ -543,7 +564,7 @@ impl LiveRun {
             changes: String::from_utf8(changes)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             rewritten,
-            geojson_from: len("isochrones.geojson").saturating_sub(GEOJSON_FOOTER.len() as u64),
+            geojson_from,
             features_before,
             added: effects.added_features,
             rejects_from: len("rejects.csv"),
@@ -561,6 +582,7 @@ impl LiveRun {
         commit.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
         self.cp.put_all(&commit)?;
         apply_outputs(&out, &pending)?;
+        self.features = features;
         write_census(&out, &self.header, &self.census)?;
         report.latency_s = t.elapsed().as_secs_f64();
         report.write_s = report.latency_s - rows_done;
@@ -1101,45 +1123,115 @@ fn next_path(path: &Path) -> PathBuf {
     path.with_extension("geojson.next")
 }
 
-/// Writes `path` again into `to`, without the features at `removed` ordinals (0-based, in
-/// file order) and with `added` at the end. Features are one per line (see
-/// [`output::feature_json`]).
-fn rewrite_geojson(path: &Path, to: &Path, removed: &[u64], added: &[String]) -> Result<()> {
-    let removed: HashSet<u64> = removed.iter().copied().collect();
-    let src = std::fs::File::open(path).map_err(|e| Error::input(path, e))?;
-    let mut w =
-        std::io::BufWriter::new(std::fs::File::create(to).map_err(|e| Error::output(to, e))?);
+/// Where each feature of the `isochrones.geojson` at `path` starts: features are one per
+/// line (see [`output::feature_json`]; strings in them are escaped), so a feature starts at
+/// each `\n{`. The file must hold `expected` features.
+///
+/// # Errors
+/// The file cannot be read, or holds another number of features.
+fn feature_starts(path: &Path, expected: u64) -> Result<Vec<u64>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::input(path, e))?;
+    let mut starts = Vec::with_capacity(expected as usize);
+    let mut chunk = vec![0; 8 << 20];
+    let mut offset = 0u64;
+    // A `\n` that ended the previous chunk: a start if the next byte is `{`.
+    let mut newline_at_end = None;
+    loop {
+        let n = file.read(&mut chunk).map_err(|e| Error::input(path, e))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &chunk[..n];
+        if let Some(at) = newline_at_end.take()
+            && chunk[0] == b'{'
+        {
+            starts.push(at);
+        }
+        for at in memchr::memchr_iter(b'\n', chunk) {
+            match chunk.get(at + 1) {
+                Some(b'{') => starts.push(offset + at as u64),
+                Some(_) => {}
+                None => newline_at_end = Some(offset + at as u64),
+            }
+        }
+        offset += n as u64;
+    }
+    if starts.len() as u64 != expected {
+        return Err(Error::input(
+            path,
+            format!(
+                "it holds {} features where the run has {expected}: it was changed outside \
+                 socialmapper (run again with --fresh)",
+                starts.len()
+            ),
+        ));
+    }
+    Ok(starts)
+}
+
+/// Writes the `isochrones.geojson` at `path`, whose features start at `starts`, again into
+/// `to`, without the features at `removed` ordinals (ascending) and with `added` at the
+/// end; returns where the new file's features start. Runs of kept features are copied as
+/// byte ranges (in the kernel, where it can), not read and written line by line.
+fn rewrite_geojson(
+    path: &Path,
+    to: &Path,
+    starts: &[u64],
+    removed: &[u64],
+    added: &[String],
+) -> Result<Vec<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut src = std::fs::File::open(path).map_err(|e| Error::input(path, e))?;
+    let len = src.metadata().map_err(|e| Error::input(path, e))?.len();
+    let features_end = len.saturating_sub(GEOJSON_FOOTER.len() as u64);
+    // Feature k spans starts[k] up to the comma before feature k + 1 (the last one, up to
+    // the footer).
+    let end_of = |k: usize| starts.get(k + 1).map_or(features_end, |&s| s - 1);
+    let mut dst = std::fs::File::create(to).map_err(|e| Error::output(to, e))?;
+    let mut new_starts = Vec::with_capacity(starts.len() + added.len());
     let mut write = || -> std::io::Result<()> {
-        w.write_all(GEOJSON_HEADER)?;
-        let mut kept = 0u64;
-        let mut ordinal = 0u64;
-        for line in std::io::BufReader::new(&src).split(b'\n') {
-            let line = line?;
-            if !line.starts_with(b"{\"type\":\"Feature\"") {
+        dst.write_all(GEOJSON_HEADER)?;
+        let mut at = GEOJSON_HEADER.len() as u64;
+        let mut removed = removed.iter().map(|&r| r as usize).peekable();
+        let mut k = 0;
+        while k < starts.len() {
+            if removed.next_if_eq(&k).is_some() {
+                k += 1;
                 continue;
             }
-            if !removed.contains(&ordinal) {
-                let body = line.strip_suffix(b",").unwrap_or(&line);
-                if kept > 0 {
-                    w.write_all(b",")?;
-                }
-                w.write_all(b"\n")?;
-                w.write_all(body)?;
-                kept += 1;
+            // A run of kept features: k up to the next removed one.
+            let run_end = removed.peek().copied().unwrap_or(starts.len());
+            if !new_starts.is_empty() {
+                dst.write_all(b",")?;
+                at += 1;
             }
-            ordinal += 1;
+            let (from, to) = (starts[k], end_of(run_end - 1));
+            new_starts.extend(starts[k..run_end].iter().map(|&s| s - from + at));
+            src.seek(SeekFrom::Start(from))?;
+            let copied = std::io::copy(&mut (&mut src).take(to - from), &mut dst)?;
+            if copied != to - from {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than its features",
+                ));
+            }
+            at += copied;
+            k = run_end;
         }
         for f in added {
-            if kept > 0 {
-                w.write_all(b",")?;
+            if !new_starts.is_empty() {
+                dst.write_all(b",")?;
+                at += 1;
             }
-            w.write_all(f.as_bytes())?;
-            kept += 1;
+            new_starts.push(at);
+            dst.write_all(f.as_bytes())?;
+            at += f.len() as u64;
         }
-        w.write_all(GEOJSON_FOOTER)?;
-        w.flush()
+        dst.write_all(GEOJSON_FOOTER)
     };
-    write().map_err(|e| Error::output(to, e))
+    write().map_err(|e| Error::output(to, e))?;
+    Ok(new_starts)
 }
 
 /// Appends `bytes` to `path` (created if missing), first cutting it to `from` bytes if given
@@ -1252,6 +1344,49 @@ mod tests {
         let deleted: Vec<u64> = m.edits.iter().map(|e| e.key).collect();
         assert_eq!(deleted, old.rows.iter().map(|r| r.0).collect::<Vec<_>>());
         assert!(m.edits.iter().all(|e| e.op == RowOp::Delete));
+    }
+
+    /// `isochrones.geojson`'s text holding `features` (each `\n{...}`).
+    fn geojson(features: &[&str]) -> Vec<u8> {
+        let mut text = GEOJSON_HEADER.to_vec();
+        text.extend_from_slice(features.join(",").as_bytes());
+        text.extend_from_slice(GEOJSON_FOOTER);
+        text
+    }
+
+    #[test]
+    fn a_rewritten_geojson_drops_the_removed_features_and_knows_where_the_rest_start() {
+        let dir = std::env::temp_dir().join(format!("sm-geojson-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, to) = (dir.join("isochrones.geojson"), dir.join("next.geojson"));
+        let features: Vec<String> = (0..7)
+            .map(|k| format!("\n{{\"type\":\"Feature\",\"k\":{k},\"name\":\"a\\nb {{\"}}"))
+            .collect();
+        let all: Vec<&str> = features.iter().map(String::as_str).collect();
+        std::fs::write(&path, geojson(&all)).unwrap();
+        let starts = feature_starts(&path, 7).unwrap();
+        assert_eq!(starts.len(), 7);
+        assert!(
+            feature_starts(&path, 6).is_err(),
+            "a count that differs is refused"
+        );
+        let added = vec!["\n{\"type\":\"Feature\",\"k\":7}".to_string()];
+        for (removed, kept) in [
+            (&[0u64, 3, 4, 6][..], &[1usize, 2, 5][..]),
+            (&[2], &[0, 1, 3, 4, 5, 6]),
+            (&[0, 1, 2, 3, 4, 5, 6], &[]),
+        ] {
+            let new_starts = rewrite_geojson(&path, &to, &starts, removed, &added).unwrap();
+            let mut want: Vec<&str> = kept.iter().map(|&k| all[k]).collect();
+            want.push(&added[0]);
+            assert_eq!(
+                std::fs::read(&to).unwrap(),
+                geojson(&want),
+                "removed {removed:?}"
+            );
+            assert_eq!(new_starts, feature_starts(&to, want.len() as u64).unwrap());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -412,7 +412,14 @@ pub struct NetworkFold {
     /// needed: `targets_at.1[targets_at.0[n]..targets_at.0[n + 1]]`.
     #[serde(skip)]
     targets_at: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
+    /// The edges into each node, as (tail, edge), built by the first removal (which seeds
+    /// from the edges into a cell): `edges_in.1[edges_in.0[n]..edges_in.0[n + 1]]`.
+    #[serde(skip)]
+    edges_in: std::sync::OnceLock<EdgesIn>,
 }
+
+/// A CSR of the edges into each node: where each node's run starts, and (tail, edge) pairs.
+type EdgesIn = (Vec<u32>, Vec<(NodeId, u32)>);
 
 /// A node's best label: reached at `time_ms` from POI `poi` over `length_m` metres of road.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -522,6 +529,7 @@ impl NetworkFold {
             search: PrunedSearch::default(),
             changed: None,
             targets_at: std::sync::OnceLock::new(),
+            edges_in: std::sync::OnceLock::new(),
         }
     }
 
@@ -616,10 +624,15 @@ impl NetworkFold {
                 }
             }
         }
+        // Removed POIs by index, to test every label cheaply.
+        let mut is_removed = vec![false; removed.iter().max().map_or(0, |&m| m as usize + 1)];
+        for &k in removed {
+            is_removed[k as usize] = true;
+        }
         let mut in_cell = vec![false; self.labels.len()];
         let mut cell = Vec::new();
         for (n, l) in self.labels.iter_mut().enumerate() {
-            if l.reached() && removed.contains(&l.poi) {
+            if l.reached() && is_removed.get(l.poi as usize) == Some(&true) {
                 *l = Label::UNREACHED;
                 in_cell[n] = true;
                 cell.push(n as NodeId);
@@ -631,23 +644,40 @@ impl NetworkFold {
         // The boundary: edges from outside into the cell.
         let mut seeds = Vec::new();
         if !cell.is_empty() {
-            for u in 0..g.node_count() as NodeId {
-                let lu = self.labels[u as usize];
-                if in_cell[u as usize] || !lu.reached() {
-                    continue;
+            let (start, edges_in) = self.edges_in.get_or_init(|| {
+                let mut start = vec![0u32; g.node_count() + 1];
+                for &v in &g.head {
+                    start[v as usize + 1] += 1;
                 }
-                for e in g.out_edges(u) {
-                    let v = g.head[e];
-                    if in_cell[v as usize] {
-                        seeds.push((
-                            v,
-                            Label {
-                                time_ms: lu.time_ms.saturating_add(g.time_ms[e]),
-                                poi: lu.poi,
-                                length_m: lu.length_m + g.edge_length_m(e as u32),
-                            },
-                        ));
+                for n in 1..start.len() {
+                    start[n] += start[n - 1];
+                }
+                let mut fill = start.clone();
+                let mut edges_in = vec![(0, 0); g.head.len()];
+                for u in 0..g.node_count() as NodeId {
+                    for e in g.out_edges(u) {
+                        let v = g.head[e] as usize;
+                        edges_in[fill[v] as usize] = (u, e as u32);
+                        fill[v] += 1;
                     }
+                }
+                (start, edges_in)
+            });
+            for &v in &cell {
+                let v = v as usize;
+                for &(u, e) in &edges_in[start[v] as usize..start[v + 1] as usize] {
+                    let lu = self.labels[u as usize];
+                    if in_cell[u as usize] || !lu.reached() {
+                        continue;
+                    }
+                    seeds.push((
+                        v as NodeId,
+                        Label {
+                            time_ms: lu.time_ms.saturating_add(g.time_ms[e as usize]),
+                            poi: lu.poi,
+                            length_m: lu.length_m + g.edge_length_m(e),
+                        },
+                    ));
                 }
             }
         }

@@ -1207,6 +1207,15 @@ fn rewrite_geojson(
                 at += 1;
             }
             let (from, to) = (starts[k], end_of(run_end - 1));
+            // The index was made from this file; a file changed since would be copied wrong.
+            let mut first = [0u8; 2];
+            std::os::unix::fs::FileExt::read_exact_at(&src, &mut first, from)?;
+            if &first != b"\n{" || to < from {
+                return Err(std::io::Error::other(format!(
+                    "{} changed while the run was open: no feature starts at byte {from}",
+                    path.display()
+                )));
+            }
             new_starts.extend(starts[k..run_end].iter().map(|&s| s - from + at));
             src.seek(SeekFrom::Start(from))?;
             let copied = std::io::copy(&mut (&mut src).take(to - from), &mut dst)?;
@@ -1386,6 +1395,15 @@ mod tests {
             );
             assert_eq!(new_starts, feature_starts(&to, want.len() as u64).unwrap());
         }
+        // A file changed behind the index is refused, not copied wrong.
+        let mut shifted = geojson(&all);
+        shifted.insert(GEOJSON_HEADER.len(), b' ');
+        std::fs::write(&path, shifted).unwrap();
+        let err = rewrite_geojson(&path, &to, &starts, &[1], &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("changed while the run was open"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -613,6 +613,11 @@ impl NetworkFold {
         remaining: &[(u32, Snap)],
     ) -> usize {
         let g = &network.graph;
+        assert_eq!(
+            g.node_count(),
+            self.labels.len(),
+            "NetworkFold::remove on another network than the fold's"
+        );
         // POIs on the same link as a target: recompute the targets that had a removed one.
         for (k, t) in self.targets.iter_mut().enumerate() {
             if let Some(t) = t

@@ -21,6 +21,8 @@
 //! `--bin` runs the full recompute with another build (a copy, so that rebuilding during a
 //! long measurement does not change the program measured).
 
+mod common;
+
 use socialmapper::incremental::{Change, EpochReport, LiveRun};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,22 +78,7 @@ fn parse_args() -> Args {
 /// one single-POI file per epoch (the rest).
 fn region(args: &Args) -> (PathBuf, PathBuf, Vec<(String, PathBuf)>) {
     let total = args.pois + args.epochs;
-    let dir = args.dir.join(format!("n{}_p{}", args.nodes, total));
-    if !dir.join("flow.toml").is_file() {
-        let t = Instant::now();
-        let status = Command::new(&args.bin)
-            .args(["synth", "--nodes", &args.nodes.to_string()])
-            .args(["--pois", &total.to_string(), "--seed", "42", "--out"])
-            .arg(&dir)
-            .status()
-            .expect("run socialmapper synth");
-        assert!(status.success(), "synth failed");
-        eprintln!(
-            "incremental: wrote {} in {:.1} s",
-            dir.display(),
-            t.elapsed().as_secs_f64()
-        );
-    }
+    let dir = common::synth_region(&args.bin, &args.dir, args.nodes, total, "incremental");
     let text = std::fs::read_to_string(dir.join("pois.csv")).expect("read pois.csv");
     let mut lines = text.lines();
     let header = lines.next().expect("header");

@@ -16,6 +16,8 @@
 //! Outputs of a run are deleted after it is measured (a million 15-minute drive outlines are
 //! gigabytes) unless `--keep` is given.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -67,27 +69,6 @@ fn parse_args() -> Args {
     a
 }
 
-/// Writes the region for `pois` POIs unless it is there already.
-fn region(args: &Args, pois: usize) -> PathBuf {
-    let dir = args.dir.join(format!("n{}_p{}", args.nodes, pois));
-    if !dir.join("flow.toml").is_file() {
-        let t = Instant::now();
-        let status = Command::new(&args.bin)
-            .args(["synth", "--nodes", &args.nodes.to_string()])
-            .args(["--pois", &pois.to_string(), "--seed", "42", "--out"])
-            .arg(&dir)
-            .status()
-            .expect("run socialmapper synth");
-        assert!(status.success(), "synth failed");
-        eprintln!(
-            "scale: wrote {} in {:.1} s",
-            dir.display(),
-            t.elapsed().as_secs_f64()
-        );
-    }
-    dir
-}
-
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("read run.json")).expect("parse run.json")
 }
@@ -104,7 +85,7 @@ fn main() {
     );
     let mut first_rss = None;
     for &n in &args.pois {
-        let dir = region(&args, n);
+        let dir = common::synth_region(&args.bin, &args.dir, args.nodes, n, "scale");
         let (out, cp) = (dir.join("out"), dir.join("checkpoint"));
         let t = Instant::now();
         let status = Command::new(&args.bin)

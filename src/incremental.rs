@@ -1021,15 +1021,15 @@ fn census_lines(
     cfg: &RunConfig,
     only: Option<&[u32]>,
 ) -> CensusLines {
-    let rows = match only {
-        Some(bgs) => {
-            crate::pipeline::census_rows_of(&state.acc, &ctx.census, &ctx.params, acs, bgs)
-        }
+    let reached: Vec<u32>;
+    let bgs = match only {
+        Some(bgs) => bgs,
         None => {
-            let reached: Vec<u32> = state.acc.reach.keys().copied().collect();
-            crate::pipeline::census_rows_of(&state.acc, &ctx.census, &ctx.params, acs, &reached)
+            reached = state.acc.reach.keys().copied().collect();
+            &reached
         }
     };
+    let rows = crate::pipeline::census_rows_of(&state.acc, &ctx.census, &ctx.params, acs, bgs);
     let names = state.names(rows.iter().filter_map(|(_, r)| r.nearest_poi()));
     // Writing to a Vec cannot fail; the writer is flushed after each row to find its end.
     let mut text = csv::WriterBuilder::new()

@@ -6,7 +6,8 @@
 mod common;
 
 use common::updates::{
-    Row, census, random_pois, replay, run, run_args, same_outputs, socialmapper, write_pois,
+    Row, census, checkpointed_run, random_pois, replay, run, run_args, same_outputs, socialmapper,
+    write_pois,
 };
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -30,9 +31,7 @@ fn updates_equal_fresh_runs_and_the_changelog_replays_into_census() {
     let t = tmp.path();
     let mut rng = 0x1dc_u64;
     let mut pois = random_pois(&mut rng, "p", 12);
-    write_pois(&t.join("base.csv"), &pois);
-    let (cp, live) = (t.join("cp"), t.join("live"));
-    run(&t.join("base.csv"), &live, Some(&cp));
+    let (cp, live) = checkpointed_run(t, &pois);
     let (header, mut table) = census(&live);
     let mut epoch = 0;
     let initial = (
@@ -123,12 +122,10 @@ fn an_added_poi_recomputes_exactly_the_block_groups_it_can_affect() {
     let mut rng = 0xadd_u64;
     let base = random_pois(&mut rng, "p", 15);
     let new = random_pois(&mut rng, "n", 1);
-    write_pois(&t.join("base.csv"), &base);
     write_pois(&t.join("new.csv"), &new);
     let all: Vec<Row> = base.iter().chain(&new).cloned().collect();
     write_pois(&t.join("all.csv"), &all);
-    let (cp, live) = (t.join("cp"), t.join("live"));
-    run(&t.join("base.csv"), &live, Some(&cp));
+    let (cp, live) = checkpointed_run(t, &base);
     update(
         "add",
         &cp,

@@ -7,7 +7,8 @@ mod common;
 
 use common::read_csv;
 use common::updates::{
-    Row, Table, census, random_pois, replay, run, same_outputs, socialmapper, write_pois,
+    Row, Table, census, checkpointed_run, random_pois, replay, run, same_outputs, socialmapper,
+    write_pois,
 };
 use std::io::Write;
 use std::path::Path;
@@ -71,9 +72,7 @@ fn a_stream_of_events_equals_a_fresh_run_and_rejects_malformed_lines() {
     let mut rng = 0x3a7c4_u64;
     let base = random_pois(&mut rng, "p", 12);
     let new = random_pois(&mut rng, "a", 6);
-    write_pois(&t.join("base.csv"), &base);
-    let (cp, live) = (t.join("cp"), t.join("live"));
-    run(&t.join("base.csv"), &live, Some(&cp));
+    let (cp, live) = checkpointed_run(t, &base);
     let before = census(&live);
 
     let moved: Row = ("p5".into(), "Place p5 moved".into(), new[5].2, new[5].3);
@@ -160,9 +159,7 @@ fn events_from_standard_input_end_with_it_and_are_not_applied_again() {
     let mut rng = 0x57d1_u64;
     let base = random_pois(&mut rng, "p", 8);
     let new = random_pois(&mut rng, "s", 4);
-    write_pois(&t.join("base.csv"), &base);
-    let (cp, live) = (t.join("cp"), t.join("live"));
-    run(&t.join("base.csv"), &live, Some(&cp));
+    let (cp, live) = checkpointed_run(t, &base);
     let before = census(&live);
     let lines = [
         add(&new[0]),
@@ -236,9 +233,7 @@ fn a_watch_killed_at_any_moment_and_restarted_applies_every_event_once() {
     let mut rng = 0x6b11_u64;
     let base = random_pois(&mut rng, "p", 10);
     let new = random_pois(&mut rng, "k", 16);
-    write_pois(&t.join("base.csv"), &base);
-    let (cp, live) = (t.join("cp"), t.join("live"));
-    run(&t.join("base.csv"), &live, Some(&cp));
+    let (cp, live) = checkpointed_run(t, &base);
     let before = census(&live);
 
     // Adds, removals of run POIs and of added ones (some in the epoch that added them), and a

@@ -21,3 +21,32 @@ pub fn random_points_in_dc_core(n: usize, seed: u64) -> Vec<(f64, f64)> {
         .map(|_| (-77.075 + 0.075 * next(), 38.895 + 0.06 * next()))
         .collect()
 }
+
+/// `<parent>/n<nodes>_p<pois>`: a synthetic region written by `bin synth` (seed 42) unless it
+/// is there already, so that repeated benchmark runs share it. `who` names the benchmark in
+/// the progress line.
+pub fn synth_region(
+    bin: &std::path::Path,
+    parent: &std::path::Path,
+    nodes: usize,
+    pois: usize,
+    who: &str,
+) -> PathBuf {
+    let dir = parent.join(format!("n{nodes}_p{pois}"));
+    if !dir.join("flow.toml").is_file() {
+        let t = std::time::Instant::now();
+        let status = std::process::Command::new(bin)
+            .args(["synth", "--nodes", &nodes.to_string()])
+            .args(["--pois", &pois.to_string(), "--seed", "42", "--out"])
+            .arg(&dir)
+            .status()
+            .expect("run socialmapper synth");
+        assert!(status.success(), "synth failed");
+        eprintln!(
+            "{who}: wrote {} in {:.1} s",
+            dir.display(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    dir
+}

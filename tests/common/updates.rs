@@ -4,7 +4,7 @@
 use super::{data_dir, read_csv};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A POI row: id, name, lat, lon.
@@ -53,6 +53,15 @@ pub fn random_pois(rng: &mut u64, prefix: &str, n: usize) -> Vec<Row> {
 /// Runs the DC drive analysis (3 and 6 minutes) over `pois` into `out`.
 pub fn run(pois: &Path, out: &Path, checkpoint: Option<&Path>) {
     socialmapper(&run_args(pois, out, checkpoint));
+}
+
+/// Writes `pois` to `t/base.csv` and runs them into `t/live`, checkpointed in `t/cp`: the
+/// finished run an update test starts from. Returns (checkpoint, outputs).
+pub fn checkpointed_run(t: &Path, pois: &[Row]) -> (PathBuf, PathBuf) {
+    write_pois(&t.join("base.csv"), pois);
+    let (cp, live) = (t.join("cp"), t.join("live"));
+    run(&t.join("base.csv"), &live, Some(&cp));
+    (cp, live)
 }
 
 /// The arguments of [`run`].

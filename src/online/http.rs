@@ -438,29 +438,29 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut msg = kind.to_string();
-    let mut source = std::error::Error::source(e);
+    with_sources(kind.to_string(), e)
+}
+
+/// An error reading a response body, with its source chain; marked as a time-out when it
+/// says so.
+fn describe_io(e: &std::io::Error) -> String {
+    let msg = with_sources(e.to_string(), e);
+    if msg.to_ascii_lowercase().contains("timed out") || msg.contains("timeout") {
+        format!("timed out ({msg})")
+    } else {
+        msg
+    }
+}
+
+/// `msg`, then each error in `e`'s source chain, joined by ": ".
+fn with_sources(mut msg: String, e: &dyn std::error::Error) -> String {
+    let mut source = e.source();
     while let Some(s) = source {
         msg.push_str(": ");
         msg.push_str(&s.to_string());
         source = s.source();
     }
     msg
-}
-
-fn describe_io(e: &std::io::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    if msg.to_ascii_lowercase().contains("timed out") || msg.contains("timeout") {
-        format!("timed out ({msg})")
-    } else {
-        msg
-    }
 }
 
 /// `Retry-After` as seconds (the HTTP-date form is rare from these services and taken as one

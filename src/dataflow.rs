@@ -321,7 +321,9 @@ pub fn process_cluster(
     // cells, not a cluster's.
     let limits = ctx.params.limits_ms();
     let mut coverage = CoverageCounts::new(&limits);
-    let mut reach: HashMap<u32, Vec<u32>> = HashMap::new();
+    // Every (block group, travel-time index) the cluster's POIs reach, counted once sorted:
+    // cheaper than a map of per-block-group count vectors (thousands of entries per POI).
+    let mut reached: Vec<(u32, u8)> = Vec::new();
     let mid = cluster.pois.len() / 2;
     for (n, (k, poi)) in cluster.pois.into_iter().enumerate() {
         if n == mid && cluster.index == 0 {
@@ -344,35 +346,46 @@ pub fn process_cluster(
         };
         // Counts of one more POI only grow: adding cannot underflow.
         let _ = coverage.add(&work.isochrone, 1);
-        for (bg, within) in work.reach {
-            let counts = reach.entry(bg).or_insert_with(|| vec![0; limits.len()]);
-            for (c, w) in counts.iter_mut().zip(within) {
-                *c += u32::from(w);
-            }
-        }
+        reached.extend_from_slice(&work.reach);
         out.processed.push(work.processed);
         out.features
             .extend(work.features.into_iter().map(|f| (k, f)));
     }
     out.coverage = coverage.to_delta();
-    let mut reach: ReachCounts = reach.into_iter().collect();
-    reach.sort_unstable_by_key(|r| r.0);
-    out.reach = reach;
+    out.reach = count_reached(reached, limits.len());
     out
 }
 
-/// The block groups `iso` reaches, each with whether it does within each travel time (the
-/// census-join stage).
-pub fn reach_of(
-    ctx: &RunContext,
-    iso: &PoiIsochrone,
-    ws: &mut WorkerState,
-) -> Vec<(u32, Vec<bool>)> {
+/// Per block group, how many of the `(block group, first travel-time index)` pairs reach it
+/// within each of `times` travel times: a POI within a time is within every longer one.
+fn count_reached(mut reached: Vec<(u32, u8)>, times: usize) -> ReachCounts {
+    reached.sort_unstable();
+    let mut counts: ReachCounts = Vec::new();
+    for (bg, first) in reached {
+        if counts.last().is_none_or(|c| c.0 != bg) {
+            counts.push((bg, vec![0; times]));
+        }
+        let c = &mut counts.last_mut().expect("pushed above").1;
+        for n in &mut c[first as usize..] {
+            *n += 1;
+        }
+    }
+    counts
+}
+
+/// The block groups `iso` reaches (the census-join stage), each with the index of the
+/// shortest travel time within which it does (it is reached within every longer one too).
+pub fn reach_of(ctx: &RunContext, iso: &PoiIsochrone, ws: &mut WorkerState) -> Vec<(u32, u8)> {
     let limits = ctx.params.limits_ms();
     join_poi(&ctx.census, iso, &mut ws.join)
         .block_groups
         .into_iter()
-        .map(|(bg, time)| (bg, limits.iter().map(|l| time <= *l).collect()))
+        .filter_map(|(bg, time)| {
+            // The isochrone's cells are all within the longest time, so every block group it
+            // enters has an index; `filter_map` only guards against a future change of that.
+            let first = limits.iter().position(|l| time <= *l)?;
+            Some((bg, first as u8))
+        })
         .collect()
 }
 
@@ -391,8 +404,9 @@ pub struct PoiWork {
     pub isochrone: PoiIsochrone,
     /// Who it is and where it met the network.
     pub processed: ProcessedPoi,
-    /// The block groups it reaches, each with whether it does within each travel time.
-    pub reach: Vec<(u32, Vec<bool>)>,
+    /// The block groups it reaches, each with the index of the shortest travel time within
+    /// which it does ([`reach_of`]).
+    pub reach: Vec<(u32, u8)>,
     /// Its outlines, one per travel time (none with [`Outlines::No`]).
     pub features: Vec<IsochroneFeature>,
 }

@@ -592,21 +592,19 @@ impl Accumulated {
     /// Counts the block groups one POI reaches (`sign` +1) or no longer reaches (-1): `reach`
     /// as [`crate::dataflow::reach_of`] gives it. A block group no POI reaches any more has no
     /// entry (and no row).
-    pub(crate) fn count_reach(&mut self, reach: &[(u32, Vec<bool>)], sign: i32) -> Result<()> {
-        for (bg, within) in reach {
+    pub(crate) fn count_reach(&mut self, reach: &[(u32, u8)], sign: i32) -> Result<()> {
+        for &(bg, first) in reach {
             let counts = self
                 .reach
-                .entry(*bg)
-                .or_insert_with(|| vec![0; within.len()]);
-            for (c, w) in counts.iter_mut().zip(within) {
-                if *w {
-                    *c = c.checked_add_signed(sign).ok_or_else(|| {
-                        Error::State(format!("reach count of block group {bg} below zero"))
-                    })?;
-                }
+                .entry(bg)
+                .or_insert_with(|| vec![0; self.limits.len()]);
+            for c in counts.iter_mut().skip(first as usize) {
+                *c = c.checked_add_signed(sign).ok_or_else(|| {
+                    Error::State(format!("reach count of block group {bg} below zero"))
+                })?;
             }
             if counts.iter().all(|c| *c == 0) {
-                self.reach.remove(bg);
+                self.reach.remove(&bg);
             }
         }
         Ok(())

@@ -4,7 +4,8 @@
 //! With `ROUTING_REGION=<dir>` it instead profiles the per-POI stages on a larger region
 //! (`<dir>/roads.osm.pbf`, `<dir>/block_groups.geojson`, `<dir>/pois.csv` with `lat` and `lon`
 //! columns; e.g. one made by `socialmapper synth`): a 15-minute drive, 100 m cells, as in a run.
-//! `ROUTING_POIS` (default 500) POIs, `ROUTING_REPS` (default 5) passes after one warm-up pass
+//! `ROUTING_POIS` (default 500) POIs (`ROUTING_ORDER=space`: taken in the Hilbert order of
+//! their snapped link instead of file order), `ROUTING_REPS` (default 5) passes after one warm-up pass
 //! (which computes the lazy block-group overlaps); it prints each stage's CPU per POI, the
 //! fastest pass, because the machines this runs on are shared and noisy. `ROUTING_PAUSE_S`
 //! waits that long after loading, before the POIs, so that a profiler can be switched on for
@@ -80,10 +81,15 @@ fn region_profile(dir: &Path) {
     let t = Instant::now();
     let link_cells = LinkCells::new(&net, &params);
     let t_cells = t.elapsed().as_secs_f64();
-    let snaps: Vec<_> = read_lat_lon(&dir.join("pois.csv"), n)
+    let mut snaps: Vec<_> = read_lat_lon(&dir.join("pois.csv"), n)
         .into_iter()
         .filter_map(|(lon, lat)| net.snap_lonlat(lon, lat, params.max_snap_m))
         .collect();
+    if std::env::var("ROUTING_ORDER").as_deref() == Ok("space") {
+        // Node ids follow a Hilbert curve: sorting by the snapped link's start node puts
+        // nearby POIs next to each other, as a run's clusters do.
+        snaps.sort_by_key(|s| net.graph.links[s.link as usize].start);
+    }
     println!(
         "region {}: {} nodes, {} links, {} link cells; load {t_load:.1} s, link cells {t_cells:.1} s; {} POIs",
         dir.display(),

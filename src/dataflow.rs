@@ -373,6 +373,9 @@ fn count_reached(mut reached: Vec<(u32, u8)>, times: usize) -> ReachCounts {
     counts
 }
 
+// Travel times are distinct whole minutes up to the maximum, so their indices fit a `u8`.
+const _: () = assert!(crate::config::MAX_TRAVEL_TIME_MIN <= u8::MAX as u32 + 1);
+
 /// The block groups `iso` reaches (the census-join stage), each with the index of the
 /// shortest travel time within which it does (it is reached within every longer one too).
 pub fn reach_of(ctx: &RunContext, iso: &PoiIsochrone, ws: &mut WorkerState) -> Vec<(u32, u8)> {
@@ -1040,6 +1043,18 @@ mod reach_tests {
 
     /// Keeps every batch's reach changes.
     struct Changes(Vec<(u64, ReachChanges)>);
+
+    #[test]
+    fn reached_pairs_count_within_their_time_and_every_longer_one() {
+        // Three travel times; block group 4 reached by three POIs (within the 1st, 2nd and
+        // 3rd time), 2 by one (within the 2nd), 9 by two (both within the 1st).
+        let pairs = vec![(4, 2), (9, 0), (4, 0), (2, 1), (9, 0), (4, 1)];
+        assert_eq!(
+            count_reached(pairs, 3),
+            vec![(2, vec![0, 1, 1]), (4, vec![1, 2, 3]), (9, vec![2, 2, 2])]
+        );
+        assert_eq!(count_reached(Vec::new(), 3), vec![]);
+    }
 
     impl BatchSink for Changes {
         fn batch(&mut self, b: BatchResult) -> Result<()> {

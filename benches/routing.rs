@@ -4,9 +4,9 @@
 //! With `ROUTING_REGION=<dir>` it instead profiles the per-POI stages on a larger region
 //! (`<dir>/roads.osm.pbf`, `<dir>/block_groups.geojson`, `<dir>/pois.csv` with `lat` and `lon`
 //! columns; e.g. one made by `socialmapper synth`): a 15-minute drive, 100 m cells, as in a run.
-//! `ROUTING_POIS` (default 500) POIs (`ROUTING_ORDER=space`: taken in the Hilbert order of
-//! their snapped link instead of file order), `ROUTING_REPS` (default 5) passes after one warm-up pass
-//! (which computes the lazy block-group overlaps); it prints each stage's CPU per POI, the
+//! `ROUTING_POIS` (default 500) POIs (`ROUTING_ORDER=space`: in the Hilbert order of their
+//! snapped link instead of file order), `ROUTING_REPS` (default 5) passes after one warm-up
+//! pass (which computes the lazy block-group overlaps); it prints each stage's CPU per POI, the
 //! fastest pass, because the machines this runs on are shared and noisy. `ROUTING_PAUSE_S`
 //! waits that long after loading, before the POIs, so that a profiler can be switched on for
 //! them alone. The stages are timed
@@ -87,7 +87,8 @@ fn region_profile(dir: &Path) {
         .collect();
     if std::env::var("ROUTING_ORDER").as_deref() == Ok("space") {
         // Node ids follow a Hilbert curve: sorting by the snapped link's start node puts
-        // nearby POIs next to each other, as a run's clusters do.
+        // nearby POIs next to each other, to measure what a search gains from finding its
+        // predecessor's network in the caches.
         snaps.sort_by_key(|s| net.graph.links[s.link as usize].start);
     }
     println!(

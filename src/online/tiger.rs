@@ -128,23 +128,14 @@ pub fn fetch_block_groups(
 
 /// The FIPS codes of the states whose outline (grown by [`STATE_MARGIN_DEG`]) meets a box.
 fn states_touched(online: &Online, year: u32, boxes: &[Rect<f64>]) -> Result<BTreeSet<String>> {
-    let path = states_path(year);
-    let url = online.tiger.url(&path);
-    let label = Path::new(&path).to_path_buf();
-    let bytes: Vec<u8> = online.cached_or_fetch(
+    let states = fetch_zip(
+        online,
+        &states_path(year),
         &format!("tiger/states/{year}"),
         &format!("TIGER state outlines {year}"),
-        || {
-            online
-                .tiger
-                .fetch(&url, &Body::Get(Vec::new()), "state outlines", |b| {
-                    parse_state_boundaries(&label, b.to_vec())
-                        .map(|_| b.to_vec())
-                        .map_err(|e| e.to_string())
-                })
-        },
+        "state outlines",
+        parse_state_boundaries,
     )?;
-    let states = parse_state_boundaries(&label, bytes)?;
     let grown: Vec<Rect<f64>> = boxes
         .iter()
         .map(|b| {
@@ -176,27 +167,41 @@ fn fetch_state_file(
     year: u32,
     fips: &str,
 ) -> Result<Vec<BlockGroup>> {
-    let path = state_file_path(source, year, fips);
-    let url = online.tiger.url(&path);
-    let label = Path::new(&path).to_path_buf();
-    let bytes: Vec<u8> = online.cached_or_fetch(
+    fetch_zip(
+        online,
+        &state_file_path(source, year, fips),
         &format!("tiger/bg/{source}/{year}/{fips}"),
         &format!("{source} block groups {year} of state {fips}"),
-        || {
-            online.tiger.fetch(
-                &url,
-                &Body::Get(Vec::new()),
-                &format!("block groups of state {fips}"),
-                |b| {
-                    // Read it whole before it may be cached: a cut zip fails here.
-                    parse_block_groups(&label, b.to_vec())
-                        .map(|_| b.to_vec())
-                        .map_err(|e| e.to_string())
-                },
-            )
-        },
-    )?;
-    parse_block_groups(&label, bytes)
+        &format!("block groups of state {fips}"),
+        parse_block_groups,
+    )
+}
+
+/// The zip at `path` under `--tiger-url`, read by `parse`: from the cache (`key`), or
+/// downloaded and read whole before it is cached, so that a cut zip fails (and is retried)
+/// instead of being cached. A fresh download is read once: its reading is kept.
+fn fetch_zip<T>(
+    online: &Online,
+    path: &str,
+    key: &str,
+    describe: &str,
+    what: &str,
+    parse: impl Fn(&Path, Vec<u8>) -> Result<T>,
+) -> Result<T> {
+    let url = online.tiger.url(path);
+    let label = Path::new(path);
+    let fresh = std::cell::RefCell::new(None);
+    let bytes: Vec<u8> = online.cached_or_fetch(key, describe, || {
+        online.tiger.fetch(&url, &Body::Get(Vec::new()), what, |b| {
+            let read = parse(label, b.to_vec()).map_err(|e| e.to_string())?;
+            *fresh.borrow_mut() = Some(read);
+            Ok::<_, String>(b.to_vec())
+        })
+    })?;
+    match fresh.into_inner() {
+        Some(read) => Ok(read),
+        None => parse(label, bytes),
+    }
 }
 
 /// TIGERweb tiles (west, south corner indices) covering `boxes`.

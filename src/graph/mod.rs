@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod dijkstra;
+pub mod lanes;
 pub mod snap;
 
 use geo::Coord;

@@ -1,0 +1,300 @@
+//! Bounded searches from up to [`LANES`] sources at once, each source in its own lane.
+//!
+//! POIs of one cluster lie close together, so their searches settle nearly the same nodes and
+//! relax the same edges in nearly the same order. A lane search walks the graph once for all
+//! of them: every node holds one time per lane, and relaxing an edge updates all lanes at
+//! once (straight-line code over a fixed-size array, which the compiler turns into vector
+//! instructions). The edges, the heap and the cache misses are paid once per group instead of
+//! once per source.
+//!
+//! The order is a compromise: the heap is keyed by the earliest lane time that changed at a
+//! node, so a node can be scanned before another lane's time at it is final. It is then
+//! scanned again when that lane improves (a label-correcting search). Every lane therefore
+//! ends with exactly the times a separate Dijkstra from its source computes — the same integer
+//! sums of the same edge times — and the work grows only with how differently the lanes
+//! travel.
+
+use super::dijkstra::Seed;
+use super::{Millis, NodeId, RoadGraph};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Number of lanes of a [`LaneSearch`]: sixteen 4-byte times fill one 64-byte cache line.
+pub const LANES: usize = 16;
+
+/// One time per lane.
+pub type LaneTimes = [Millis; LANES];
+
+/// A lane's time at a node it does not reach within the limit. It is far above any limit
+/// (at most two hours) and leaves room for adding an edge time clamped to the limit without
+/// overflow.
+pub const UNREACHED: Millis = 1 << 30;
+
+/// Reusable per-thread state of lane searches.
+#[derive(Clone, Debug, Default)]
+pub struct LaneSearch {
+    times: Vec<LaneTimes>,
+    /// The generation in which `times` and `queued` of a node were set.
+    stamp: Vec<u32>,
+    /// The heap key a node is queued with, or [`UNREACHED`] when it is not queued.
+    queued: Vec<Millis>,
+    generation: u32,
+    heap: BinaryHeap<Reverse<u64>>,
+    touched: Vec<NodeId>,
+    scans: usize,
+}
+
+#[inline]
+fn pack(time: Millis, node: NodeId) -> u64 {
+    ((time as u64) << 32) | node as u64
+}
+
+impl LaneSearch {
+    /// Searches from every lane's `seeds` (at most [`LANES`] lanes; missing lanes reach
+    /// nothing) and finds, per lane, every node reachable within `limit_ms` (inclusive) with
+    /// its time.
+    pub fn run(&mut self, graph: &RoadGraph, seeds: &[Vec<Seed>], limit_ms: Millis) {
+        assert!(seeds.len() <= LANES, "at most {LANES} lanes");
+        assert!(limit_ms < UNREACHED, "limit below {UNREACHED} ms");
+        let n = graph.node_count();
+        if self.stamp.len() < n {
+            self.times.resize(n, [UNREACHED; LANES]);
+            self.stamp.resize(n, 0);
+            self.queued.resize(n, UNREACHED);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Wrapped after 2³² searches: clear the stamps once so stale ones never match.
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.generation = 1;
+        }
+        self.heap.clear();
+        self.touched.clear();
+        self.scans = 0;
+        for (lane, lane_seeds) in seeds.iter().enumerate() {
+            for s in lane_seeds {
+                if s.time_ms > limit_ms {
+                    continue;
+                }
+                let v = s.node as usize;
+                self.touch(v);
+                if s.time_ms < self.times[v][lane] {
+                    self.times[v][lane] = s.time_ms;
+                    self.enqueue(v, s.time_ms);
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            unsafe { self.settle_avx2(graph, limit_ms) };
+            return;
+        }
+        self.settle(graph, limit_ms);
+    }
+
+    #[inline]
+    fn touch(&mut self, v: usize) {
+        if self.stamp[v] != self.generation {
+            self.stamp[v] = self.generation;
+            self.times[v] = [UNREACHED; LANES];
+            self.queued[v] = UNREACHED;
+            self.touched.push(v as NodeId);
+        }
+    }
+
+    #[inline]
+    fn enqueue(&mut self, v: usize, key: Millis) {
+        if key < self.queued[v] {
+            self.queued[v] = key;
+            self.heap.push(Reverse(pack(key, v as NodeId)));
+        }
+    }
+
+    /// [`LaneSearch::settle`] compiled for AVX2: eight lanes per instruction.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn settle_avx2(&mut self, graph: &RoadGraph, limit_ms: Millis) {
+        self.settle(graph, limit_ms);
+    }
+
+    /// Scans queued nodes, earliest changed lane first, until none is left.
+    #[inline(always)]
+    fn settle(&mut self, graph: &RoadGraph, limit: Millis) {
+        while let Some(Reverse(key)) = self.heap.pop() {
+            let time = (key >> 32) as Millis;
+            let u = key as u32 as usize;
+            // A node is queued once, with its earliest pending key; older entries are stale.
+            if self.queued[u] != time {
+                continue;
+            }
+            self.queued[u] = UNREACHED;
+            self.scans += 1;
+            let tu = self.times[u];
+            for e in graph.out_edges(u as NodeId) {
+                let v = graph.head[e] as usize;
+                // Clamped so that UNREACHED + w cannot overflow; anything above the limit is
+                // out of reach anyway.
+                let w = graph.time_ms[e].min(limit + 1);
+                self.touch(v);
+                let tv = &mut self.times[v];
+                let mut changed = UNREACHED;
+                for lane in 0..LANES {
+                    let t = tu[lane] + w;
+                    let t = if t > limit { UNREACHED } else { t };
+                    let better = t < tv[lane];
+                    tv[lane] = if better { t } else { tv[lane] };
+                    changed = changed.min(if better { t } else { UNREACHED });
+                }
+                if changed < UNREACHED {
+                    self.enqueue(v, changed);
+                }
+            }
+        }
+    }
+
+    /// The nodes the last search touched (reached in some lane, or tried and found too far),
+    /// in no particular order.
+    pub fn touched(&self) -> &[NodeId] {
+        &self.touched
+    }
+
+    /// The lane times at `node` after the last search ([`UNREACHED`] in lanes that do not
+    /// reach it within the limit).
+    #[inline]
+    pub fn times(&self, node: NodeId) -> &LaneTimes {
+        const NONE: LaneTimes = [UNREACHED; LANES];
+        if self.stamp[node as usize] == self.generation {
+            &self.times[node as usize]
+        } else {
+            &NONE
+        }
+    }
+
+    /// How many node scans the last search made: the settled nodes of the slowest lane at
+    /// best, more when lanes disagree about the order.
+    pub fn scans(&self) -> usize {
+        self.scans
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::PlainEdge;
+    use crate::graph::dijkstra::Workspace;
+    use geo::Coord;
+
+    /// A pseudo-random road-like graph: a jittered grid with some one-way streets and
+    /// diagonals, deterministic in `seed`.
+    fn grid(side: u32, seed: u64) -> RoadGraph {
+        let mut state = seed;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let id = |i: u32, j: u32| i * side + j;
+        let xy = (0..side * side)
+            .map(|k| Coord {
+                x: (k / side) as f64 * 100.0,
+                y: (k % side) as f64 * 100.0,
+            })
+            .collect();
+        let mut edges = Vec::new();
+        for i in 0..side {
+            for j in 0..side {
+                for (di, dj) in [(1, 0), (0, 1), (1, 1)] {
+                    let (a, b) = (i + di, j + dj);
+                    if a >= side || b >= side || (di + dj == 2 && next() % 4 != 0) {
+                        continue;
+                    }
+                    let r = next();
+                    edges.push(PlainEdge {
+                        from: id(i, j),
+                        to: id(a, b),
+                        time_ms: 1 + (r % 20_000) as u32,
+                        length_m: 100.0,
+                        both_ways: r % 7 != 0,
+                    });
+                }
+            }
+        }
+        RoadGraph::from_edges(xy, &edges)
+    }
+
+    #[test]
+    fn every_lane_equals_its_own_dijkstra() {
+        for (side, lanes, limit) in [(30u32, 16usize, 90_000), (25, 5, 40_000), (12, 1, 30_000)] {
+            let g = grid(side, 7 + side as u64);
+            let n = g.node_count() as u32;
+            // Sources in one corner region, two seeds each (as a POI snapped inside a link).
+            let seeds: Vec<Vec<Seed>> = (0..lanes as u32)
+                .map(|l| {
+                    let a = (l * 37) % (n / 3);
+                    vec![
+                        Seed {
+                            node: a,
+                            time_ms: 100 * l,
+                            length_m: 0.0,
+                            origin: l,
+                        },
+                        Seed {
+                            node: (a + 1) % n,
+                            time_ms: 2_000,
+                            length_m: 0.0,
+                            origin: l,
+                        },
+                    ]
+                })
+                .collect();
+            let mut search = LaneSearch::default();
+            search.run(&g, &seeds, limit);
+            let mut reached_somewhere = 0;
+            for (lane, s) in seeds.iter().enumerate() {
+                let mut dijkstra = Workspace::new(g.node_count());
+                let settled = dijkstra.run_times(&g, s, Some(limit));
+                let mut in_lane = 0;
+                for v in 0..n {
+                    let want = dijkstra.time_ms(v).unwrap_or(UNREACHED);
+                    assert_eq!(search.times(v)[lane], want, "lane {lane} node {v}");
+                    in_lane += usize::from(want != UNREACHED);
+                }
+                assert_eq!(in_lane, settled);
+                reached_somewhere = reached_somewhere.max(settled);
+            }
+            assert!(reached_somewhere > 10, "the limit reaches past the sources");
+            for lane in lanes..LANES {
+                assert!(
+                    search
+                        .touched()
+                        .iter()
+                        .all(|&v| search.times(v)[lane] == UNREACHED)
+                );
+            }
+            assert!(search.scans() >= reached_somewhere);
+        }
+    }
+
+    #[test]
+    fn a_second_search_forgets_the_first() {
+        let g = grid(10, 3);
+        let seed = |node| {
+            vec![Seed {
+                node,
+                time_ms: 0,
+                length_m: 0.0,
+                origin: 0,
+            }]
+        };
+        let mut search = LaneSearch::default();
+        search.run(&g, &[seed(0), seed(99)], 1_000_000);
+        search.run(&g, &[seed(5)], 0);
+        for v in 0..100 {
+            let want = if v == 5 { 0 } else { UNREACHED };
+            assert_eq!(search.times(v)[0], want);
+            assert_eq!(search.times(v)[1], UNREACHED);
+        }
+    }
+}

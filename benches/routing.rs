@@ -19,11 +19,12 @@ use common::{data_dir, random_points_in_dc_core};
 use criterion::{Criterion, Throughput, criterion_group};
 use socialmapper::config::{Analysis, RunSettings};
 use socialmapper::graph::dijkstra::Workspace;
+use socialmapper::graph::lanes::{LANES, LaneSearch};
 use socialmapper::output::{IsochroneFeature, feature_json};
 use socialmapper::stages::census_join::CoverageCounts;
 use socialmapper::stages::census_join::{CensusIndex, JoinWorkspace, join_poi};
 use socialmapper::stages::isochrone::{
-    IsochroneParams, IsochroneWorkspace, LinkCells, poi_isochrone,
+    IsochroneParams, IsochroneWorkspace, LinkCells, lane_isochrones, poi_isochrone,
 };
 use socialmapper::stages::network::Network;
 use socialmapper::types::Poi;
@@ -81,15 +82,23 @@ fn region_profile(dir: &Path) {
     let t = Instant::now();
     let link_cells = LinkCells::new(&net, &params);
     let t_cells = t.elapsed().as_secs_f64();
-    let mut snaps: Vec<_> = read_lat_lon(&dir.join("pois.csv"), n)
+    let order = std::env::var("ROUTING_ORDER").unwrap_or_default();
+    let dense = order == "dense";
+    let mut snaps: Vec<_> = read_lat_lon(&dir.join("pois.csv"), if dense { usize::MAX } else { n })
         .into_iter()
         .filter_map(|(lon, lat)| net.snap_lonlat(lon, lat, params.max_snap_m))
         .collect();
-    if std::env::var("ROUTING_ORDER").as_deref() == Ok("space") {
+    if order == "space" || dense {
         // Node ids follow a Hilbert curve: sorting by the snapped link's start node puts
         // nearby POIs next to each other, to measure what a search gains from finding its
         // predecessor's network in the caches.
         snaps.sort_by_key(|s| net.graph.links[s.link as usize].start);
+    }
+    if dense {
+        // `n` neighbours in that order from the middle of the file's POIs: the density of
+        // the whole file in a small area, as lane groups of a large run see it.
+        let from = (snaps.len().saturating_sub(n)) / 2;
+        snaps = snaps[from..(from + n).min(snaps.len())].to_vec();
     }
     println!(
         "region {}: {} nodes, {} links, {} link cells; load {t_load:.1} s, link cells {t_cells:.1} s; {} POIs",
@@ -123,11 +132,14 @@ fn region_profile(dir: &Path) {
     let mut join_ws = JoinWorkspace::default();
     let mut search = Workspace::default();
     let limit = params.limit_ms();
-    let mut best = [f64::INFINITY; 5];
+    let mut best = [f64::INFINITY; 7];
+    let mut lane_ws = IsochroneWorkspace::new(&net);
+    let mut lanes = LaneSearch::default();
+    let mut scans = 0usize;
     let mut json = String::new();
     let (mut cells, mut settled) = (0usize, 0usize);
     for rep in 0..=reps {
-        let mut took = [0.0; 5];
+        let mut took = [0.0; 7];
         let mut coverage = CoverageCounts::new(&params.limits_ms());
         (cells, settled) = (0, 0);
         for (k, s) in snaps.iter().enumerate() {
@@ -155,6 +167,35 @@ fn region_profile(dir: &Path) {
             settled += iso.settled_nodes as usize;
         }
         black_box(coverage.to_delta());
+        // The same POIs' searches in groups of LANES (lane search).
+        let t = thread_cpu_s();
+        scans = 0;
+        for (g, group) in snaps.chunks(LANES).enumerate() {
+            let seeds: Vec<_> = group
+                .iter()
+                .enumerate()
+                .map(|(k, s)| net.seeds(s, (g * LANES + k) as u32))
+                .collect();
+            lanes.run(&net.graph, &seeds, limit);
+            scans += lanes.scans();
+        }
+        took[5] += thread_cpu_s() - t;
+        // And their isochrones (search included), checked against the one-at-a-time ones'
+        // cell counts.
+        let t = thread_cpu_s();
+        let mut lane_cells = 0;
+        for (g, group) in snaps.chunks(LANES).enumerate() {
+            let group: Vec<_> = group
+                .iter()
+                .enumerate()
+                .map(|(k, s)| ((g * LANES + k) as u32, *s))
+                .collect();
+            for iso in lane_isochrones(&net, &link_cells, &params, &group, &mut lane_ws) {
+                lane_cells += iso.cells.len();
+            }
+        }
+        took[6] += thread_cpu_s() - t;
+        assert_eq!(lane_cells, cells, "lane isochrones have the same cells");
         if rep > 0 {
             for (b, t) in best.iter_mut().zip(took) {
                 *b = b.min(t);
@@ -172,6 +213,14 @@ fn region_profile(dir: &Path) {
         per(best[2]),
         per(best[..3].iter().sum()),
         per(best[4])
+    );
+    println!(
+        "lane search ({LANES} lanes): {:.3} ms per POI, lane isochrones {:.3} ms per POI; {:.2} node scans per group per settled node of a POI",
+        per(best[5]),
+        per(best[6]),
+        scans as f64
+            / snaps.len().div_ceil(LANES) as f64
+            / (settled as f64 / snaps.len().max(1) as f64)
     );
 }
 

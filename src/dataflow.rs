@@ -26,6 +26,7 @@
 use crate::error::{Error, Result};
 use crate::geom::albers::to_5070;
 use crate::graph::Millis;
+use crate::graph::lanes::LANES;
 use crate::graph::snap::Snap;
 use crate::output::IsochroneFeature;
 use crate::poi::PoiRecord;
@@ -33,7 +34,10 @@ use crate::stages::census_join::{
     CensusIndex, CoverageCounts, CoverageDelta, JoinWorkspace, join_poi,
 };
 use crate::stages::cluster::{Cluster, ClusterParams, cluster_batch};
-use crate::stages::isochrone::{IsochroneParams, IsochroneWorkspace, PoiIsochrone, isochrone_of};
+use crate::stages::isochrone::{
+    IsochroneParams, IsochroneWorkspace, PoiIsochrone, isochrone_of, lane_isochrones,
+    poi_isochrone, snap_poi,
+};
 use crate::stages::network::{NetworkSlice, NetworkSource, SliceCache};
 use crate::types::{Mode, Poi, Reject};
 use geo::Coord;
@@ -317,43 +321,98 @@ pub fn process_cluster(
             return out;
         }
     };
-    // One POI at a time through every stage, so that a worker holds one POI's raw isochrone
-    // cells, not a cluster's.
+    // The POIs in groups of up to LANES neighbours (the snapped link's start node: node ids
+    // follow a Hilbert curve), each group's isochrones in one lane search and one pass over
+    // their links ([`lane_isochrones`]), then one POI at a time through the other stages, so
+    // that a worker holds one group's raw isochrone cells, not a cluster's.
+    let t = Instant::now();
+    let mut snapped = Vec::with_capacity(cluster.pois.len());
+    for (k, poi) in cluster.pois {
+        match snap_poi(&slice.network, &ctx.params, &poi) {
+            Ok(snap) => snapped.push((k, poi, snap)),
+            Err(reject) => out.rejects.push((k, reject)),
+        }
+    }
+    let links = &slice.network.graph.links;
+    snapped.sort_by_key(|(k, _, snap)| (links[snap.link as usize].start, *k));
+    out.stage_seconds[0] += t.elapsed().as_secs_f64();
     let limits = ctx.params.limits_ms();
     let mut coverage = CoverageCounts::new(&limits);
     // Every (block group, travel-time index) the cluster's POIs reach, counted once sorted:
     // cheaper than a map of per-block-group count vectors (thousands of entries per POI).
     let mut reached: Vec<(u32, u8)> = Vec::new();
-    let mid = cluster.pois.len() / 2;
-    for (n, (k, poi)) in cluster.pois.into_iter().enumerate() {
-        if n == mid && cluster.index == 0 {
+    let groups = lane_groups(&snapped, |(_, _, snap)| snap.point);
+    for (n, group) in groups.iter().enumerate() {
+        if n == groups.len() / 2 && cluster.index == 0 {
             fault_point("compute", cluster.batch);
         }
-        let work = match process_poi(
-            ctx,
-            &slice,
-            &poi,
-            k,
-            Outlines::Yes,
-            ws,
-            &mut out.stage_seconds,
-        ) {
-            Ok(w) => w,
-            Err(reject) => {
-                out.rejects.push((k, reject));
-                continue;
-            }
+        let group = &snapped[group.clone()];
+        let t = Instant::now();
+        let isochrones = if let [(k, _, snap)] = group {
+            vec![poi_isochrone(
+                &slice.network,
+                &slice.link_cells,
+                &ctx.params,
+                *k,
+                *snap,
+                &mut ws.iso,
+            )]
+        } else {
+            let lanes: Vec<(u32, Snap)> = group.iter().map(|(k, _, snap)| (*k, *snap)).collect();
+            lane_isochrones(
+                &slice.network,
+                &slice.link_cells,
+                &ctx.params,
+                &lanes,
+                &mut ws.iso,
+            )
         };
-        // Counts of one more POI only grow: adding cannot underflow.
-        let _ = coverage.add(&work.isochrone, 1);
-        reached.extend_from_slice(&work.reach);
-        out.processed.push(work.processed);
-        out.features
-            .extend(work.features.into_iter().map(|f| (k, f)));
+        out.stage_seconds[0] += t.elapsed().as_secs_f64();
+        for ((k, poi, _), iso) in group.iter().zip(isochrones) {
+            let work = poi_work(ctx, poi, *k, iso, Outlines::Yes, ws, &mut out.stage_seconds);
+            // Counts of one more POI only grow: adding cannot underflow.
+            let _ = coverage.add(&work.isochrone, 1);
+            reached.extend_from_slice(&work.reach);
+            out.processed.push(work.processed);
+            out.features
+                .extend(work.features.into_iter().map(|f| (*k, f)));
+        }
     }
+    // Record order, as one POI at a time would have left them (stable: a POI's features stay
+    // in travel-time order).
+    out.processed.sort_by_key(|p| p.poi);
+    out.rejects.sort_by_key(|r| r.0);
+    out.features.sort_by_key(|f| f.0);
     out.coverage = coverage.to_delta();
     out.reach = count_reached(reached, limits.len());
     out
+}
+
+/// POIs whose snap points lie within this many metres of the first POI of a group share its
+/// lane search. Farther apart, their searches part ways so early that the lanes scan nodes
+/// again and again, and one search per POI is faster (measured with the routing bench's
+/// `ROUTING_ORDER=space` and `dense`).
+const LANE_GROUP_RADIUS_M: f64 = 1_000.0;
+
+/// Splits `items` (in a spatial order) into runs of at most [`LANES`] whose points (`at`)
+/// lie within [`LANE_GROUP_RADIUS_M`] of their run's first.
+fn lane_groups<T>(items: &[T], at: impl Fn(&T) -> Coord<f64>) -> Vec<std::ops::Range<usize>> {
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    for (k, item) in items.iter().enumerate() {
+        let p = at(item);
+        match groups.last_mut() {
+            Some(g)
+                if g.len() < LANES && {
+                    let first = at(&items[g.start]);
+                    (p.x - first.x).hypot(p.y - first.y) <= LANE_GROUP_RADIUS_M
+                } =>
+            {
+                g.end = k + 1
+            }
+            _ => groups.push(k..k + 1),
+        }
+    }
+    groups
 }
 
 /// Per block group, how many of the `(block group, first travel-time index)` pairs reach it
@@ -438,7 +497,20 @@ pub fn process_poi(
         &mut ws.iso,
     );
     seconds[0] += t.elapsed().as_secs_f64();
-    let iso = result?;
+    Ok(poi_work(ctx, poi, k, result?, outlines, ws, seconds))
+}
+
+/// The census-join and outline stages of one POI (record index `k`) whose isochrone is
+/// `iso`, timed into `seconds[1]` and `seconds[2]`.
+fn poi_work(
+    ctx: &RunContext,
+    poi: &Poi,
+    k: u32,
+    iso: PoiIsochrone,
+    outlines: Outlines,
+    ws: &mut WorkerState,
+    seconds: &mut [f64; 3],
+) -> PoiWork {
     let t = Instant::now();
     let reach = reach_of(ctx, &iso, ws);
     let processed = ProcessedPoi {
@@ -461,12 +533,12 @@ pub fn process_poi(
         Outlines::No => Vec::new(),
     };
     seconds[2] += t.elapsed().as_secs_f64();
-    Ok(PoiWork {
+    PoiWork {
         isochrone: iso,
         processed,
         reach,
         features,
-    })
+    }
 }
 
 /// Test hook: when `SOCIALMAPPER_FAULT` is `POINT:BATCH` (`compute:3`, `commit:3`, `sink:3`),

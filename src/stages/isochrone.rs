@@ -17,6 +17,7 @@ use super::network::Network;
 use crate::geom::corridor::{CellSpan, polyline_cells};
 use crate::geom::grid::{Cell, Grid};
 use crate::graph::dijkstra::{Seed, Workspace};
+use crate::graph::lanes::{LANES, LaneSearch, LaneTimes, UNREACHED};
 use crate::graph::snap::Snap;
 use crate::graph::{LinkId, Millis, NodeId};
 use crate::types::{Poi, Reject};
@@ -175,6 +176,12 @@ pub struct IsochroneWorkspace {
     seen: Vec<u8>,
     queue: Vec<u32>,
     component: Vec<u32>,
+    /// Lane isochrones ([`lane_isochrones`]): the search, and a raster with one time per lane
+    /// in each cell.
+    lanes: LaneSearch,
+    lane_raster: Vec<LaneTimes>,
+    /// The lane raster transposed: lane after lane.
+    lane_major: Vec<Millis>,
 }
 
 impl IsochroneWorkspace {
@@ -312,17 +319,23 @@ pub fn isochrone_of(
     index: u32,
     ws: &mut IsochroneWorkspace,
 ) -> Result<PoiIsochrone, Reject> {
-    match network.snap_lonlat(poi.lon, poi.lat, params.max_snap_m) {
-        Some(snap) => Ok(poi_isochrone(network, link_cells, params, index, snap, ws)),
-        None => Err(Reject {
+    let snap = snap_poi(network, params, poi)?;
+    Ok(poi_isochrone(network, link_cells, params, index, snap, ws))
+}
+
+/// Where `poi` meets the network, or why it does not: no usable road within
+/// `params.max_snap_m`.
+pub fn snap_poi(network: &Network, params: &IsochroneParams, poi: &Poi) -> Result<Snap, Reject> {
+    network
+        .snap_lonlat(poi.lon, poi.lat, params.max_snap_m)
+        .ok_or_else(|| Reject {
             source: poi.source.clone(),
             id: Some(poi.id.clone()),
             reason: format!(
                 "no usable {} road within {} m (--max-snap-m)",
                 network.mode, params.max_snap_m
             ),
-        }),
-    }
+        })
 }
 
 /// The isochrone of one snapped POI.
@@ -343,36 +356,7 @@ pub fn poi_isochrone(
     //    out-edge of every settled node. They are then taken in ascending id order (see
     //    [`IdSet`]).
     let lim = limit as f64;
-    let (along, against) = network.link_times(snap.link);
-    let f = snap.fraction;
-    let mut snap_ramps = [Ramp::default(); 2];
-    let mut snap_count = 0;
-    if let Some(t) = along.map(f64::from) {
-        snap_ramps[snap_count] = Ramp {
-            t0: -f * t,
-            slope: t,
-            lo: f,
-            hi: (f + lim / t).min(1.0),
-        };
-        snap_count += 1;
-    }
-    if let Some(t) = against.map(f64::from) {
-        snap_ramps[snap_count] = Ramp {
-            t0: f * t,
-            slope: -t,
-            lo: (f - lim / t).max(0.0),
-            hi: f,
-        };
-        snap_count += 1;
-    }
-    // An empty ramp (the snap point out of reach of its own link) reaches nothing.
-    let mut k = 0;
-    for r in 0..snap_count {
-        if snap_ramps[r].hi >= snap_ramps[r].lo {
-            snap_ramps[k] = snap_ramps[r];
-            k += 1;
-        }
-    }
+    let (snap_ramps, k) = snap_ramps(network, &snap, lim);
     let snap_ramps = &snap_ramps[..k];
     ws.reached_set.ensure(g.links.len());
     if !snap_ramps.is_empty() {
@@ -461,16 +445,307 @@ pub fn poi_isochrone(
         }
     }
 
-    // 3. Enclosed holes, travel time by travel time (a hole at 5 minutes stays enclosed, and
-    //    smaller, at 10).
+    // 3. and 4.: holes and the cells.
+    PoiIsochrone {
+        poi,
+        snap,
+        settled_nodes: settled,
+        cells: reached_cells(ws, w, h, c0, params),
+    }
+}
+
+/// The isochrones of up to [`LANES`] snapped POIs (`(index, snap)`) at once, equal to
+/// [`poi_isochrone`] of each: one lane search ([`LaneSearch`]) instead of one search per POI,
+/// and one pass over the links any of them reaches, which writes every lane's time into a
+/// cell with one cache line. Only the hole filling and the listing of cells are per POI.
+///
+/// POIs close together share most of their network, so this costs little more than one
+/// isochrone; far apart, the union of their networks is raster once with many lanes empty.
+pub fn lane_isochrones(
+    network: &Network,
+    link_cells: &LinkCells,
+    params: &IsochroneParams,
+    pois: &[(u32, Snap)],
+    ws: &mut IsochroneWorkspace,
+) -> Vec<PoiIsochrone> {
+    assert!(pois.len() <= LANES, "at most {LANES} POIs at once");
+    let g = &network.graph;
+    let limit = params.limit_ms();
+    let lim = limit as f64;
+    let seeds: Vec<Vec<Seed>> = pois
+        .iter()
+        .map(|(poi, snap)| network.seeds(snap, *poi))
+        .collect();
+    ws.lanes.run(g, &seeds, limit);
+    let snap_ramps: Vec<([Ramp; 2], usize)> = pois
+        .iter()
+        .map(|(_, snap)| snap_ramps(network, snap, lim))
+        .collect();
+
+    // 1. The links any lane reaches, ascending, and each lane's settled nodes.
+    let mut settled = [0u32; LANES];
+    ws.reached_set.ensure(g.links.len());
+    ws.node_set.ensure(g.node_count());
+    for (lane, (_, snap)) in pois.iter().enumerate() {
+        if snap_ramps[lane].1 > 0 {
+            ws.reached_set.insert(snap.link);
+        }
+    }
+    for &u in ws.lanes.touched() {
+        let times = ws.lanes.times(u);
+        let mut any = false;
+        for (n, &t) in settled.iter_mut().zip(times) {
+            let reached = t <= limit;
+            *n += u32::from(reached);
+            any |= reached;
+        }
+        if any {
+            ws.node_set.insert(u);
+        }
+    }
+    ws.nodes.clear();
+    ws.node_set.drain_into(&mut ws.nodes);
+    for &u in &ws.nodes {
+        for e in g.out_edges(u) {
+            ws.reached_set.insert(g.edge_link[e]);
+        }
+    }
+    ws.reached.clear();
+    ws.reached_set.drain_into(&mut ws.reached);
+
+    // 2. One raster over the union of the reached links' cells, a time per lane per cell.
+    let mut bb = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
+    for &l in &ws.reached {
+        let b = link_cells.bounds[l as usize];
+        bb = [
+            bb[0].min(b[0]),
+            bb[1].min(b[1]),
+            bb[2].max(b[2]),
+            bb[3].max(b[3]),
+        ];
+    }
+    let isochrone = |lane: usize, cells| PoiIsochrone {
+        poi: pois[lane].0,
+        snap: pois[lane].1,
+        settled_nodes: settled[lane],
+        cells,
+    };
+    if bb[0] > bb[2] {
+        return (0..pois.len())
+            .map(|lane| isochrone(lane, Vec::new()))
+            .collect();
+    }
+    let c0 = Cell {
+        i: bb[0] - 1,
+        j: bb[1] - 1,
+    };
+    let (w, h) = ((bb[2] + 2 - c0.i) as usize, (bb[3] + 2 - c0.j) as usize);
+    ws.lane_raster.clear();
+    ws.lane_raster.resize(w * h, [Millis::MAX; LANES]);
+    let lanes = LaneLinks {
+        link_cells,
+        search: &ws.lanes,
+        snaps: pois,
+        snap_ramps: &snap_ramps,
+        limit,
+        c0,
+        h,
+    };
+    lanes.raster(&ws.reached, &mut ws.lane_raster);
+
+    // 3. and 4., lane by lane on a plain raster. The lane raster is transposed once (each
+    // cell's line read once); taking one lane out of it directly would read every line once
+    // per lane.
+    let n = w * h;
+    ws.lane_major.clear();
+    ws.lane_major.resize(n * pois.len(), 0);
+    for (k, cell) in ws.lane_raster.iter().enumerate() {
+        for (lane, &t) in cell[..pois.len()].iter().enumerate() {
+            ws.lane_major[lane * n + k] = t;
+        }
+    }
+    (0..pois.len())
+        .map(|lane| {
+            ws.raster.clear();
+            ws.raster
+                .extend_from_slice(&ws.lane_major[lane * n..(lane + 1) * n]);
+            let cells = reached_cells(ws, w, h, c0, params);
+            isochrone(lane, cells)
+        })
+        .collect()
+}
+
+/// What rasterising the reached links of a lane search needs (see [`lane_isochrones`]).
+struct LaneLinks<'a> {
+    link_cells: &'a LinkCells,
+    search: &'a LaneSearch,
+    /// Each lane's POI and snap, and the ramps on its own link ([`snap_ramps`]).
+    snaps: &'a [(u32, Snap)],
+    snap_ramps: &'a [([Ramp; 2], usize)],
+    limit: Millis,
+    /// The raster: columns of `h` cells from `c0`.
+    c0: Cell,
+    h: usize,
+}
+
+impl LaneLinks<'_> {
+    /// Writes every lane's earliest time into the cells of `links`.
+    fn raster(&self, links: &[LinkId], raster: &mut [LaneTimes]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            unsafe { self.raster_avx2(links, raster) };
+            return;
+        }
+        self.raster_links(links, raster);
+    }
+
+    /// [`LaneLinks::raster_links`] compiled for AVX2: four lanes' `f64` times or eight
+    /// lanes' `u32` times per instruction.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn raster_avx2(&self, links: &[LinkId], raster: &mut [LaneTimes]) {
+        self.raster_links(links, raster);
+    }
+
+    #[inline(always)]
+    fn raster_links(&self, links: &[LinkId], raster: &mut [LaneTimes]) {
+        const NONE: LaneTimes = [UNREACHED; LANES];
+        let (limit, lim) = (self.limit, self.limit as f64);
+        for &l in links {
+            let link = self.link_cells.ends[l as usize];
+            let spans = self.link_cells.of(l);
+            let (along, tt_along) = match link.along() {
+                Some((tail, tt)) => (self.search.times(tail), tt),
+                None => (&NONE, 0),
+            };
+            let (against, tt_against) = match link.against() {
+                Some((tail, tt)) => (self.search.times(tail), tt),
+                None => (&NONE, 0),
+            };
+            // Per lane, the ramps of the two edges (as `edge_ramp` makes them). A lane whose
+            // reached edges both cover the whole link — inside the isochrone, nearly every
+            // lane — has at most one ramp along the link, starting at the tail's time, and
+            // one against it, starting at the tail's time plus the edge's: `t0` is +∞ where
+            // the lane has none. Whether a ramp is full is decided in integers
+            // (`du + tt ≤ limit` is exactly `(lim − du) / tt ≥ 1`, times being whole
+            // milliseconds far below 2⁵³).
+            // Clamped so that the sums below cannot overflow (a tail time is at most
+            // UNREACHED = 2³⁰); any edge longer than the limit is partial anyway.
+            let (cap_along, cap_against) = (tt_along.min(limit + 1), tt_against.min(limit + 1));
+            let mut full = [[f64::INFINITY; LANES]; 2];
+            let mut partial = 0u32;
+            let mut any_full = false;
+            for lane in 0..LANES {
+                let (ta, tb) = (along[lane], against[lane]);
+                let reach_a = ta <= limit;
+                let reach_b = tb <= limit;
+                let full_a = reach_a && ta + cap_along <= limit;
+                let full_b = reach_b && tb + cap_against <= limit;
+                let is_full = (reach_a || reach_b) && reach_a == full_a && reach_b == full_b;
+                full[0][lane] = if is_full && reach_a {
+                    ta as f64
+                } else {
+                    f64::INFINITY
+                };
+                full[1][lane] = if is_full && reach_b {
+                    tb as f64 + tt_against as f64
+                } else {
+                    f64::INFINITY
+                };
+                any_full |= is_full;
+                partial |= u32::from((reach_a || reach_b) && !is_full) << lane;
+            }
+            // A POI's own link is reached from its snap point too: that lane takes the
+            // general path.
+            for (lane, (_, snap)) in self.snaps.iter().enumerate() {
+                if snap.link == l {
+                    full[0][lane] = f64::INFINITY;
+                    full[1][lane] = f64::INFINITY;
+                    partial |= 1 << lane;
+                }
+            }
+            if any_full {
+                let (slope_a, slope_b) = (tt_along as f64, -(tt_against as f64));
+                for span in spans {
+                    let (lo, hi) = (span.lo as f64, span.hi as f64);
+                    let cell = &mut raster[(span.cell.i - self.c0.i) as usize * self.h
+                        + (span.cell.j - self.c0.j) as usize];
+                    for lane in 0..LANES {
+                        // As `raster_full_link`: the along ramp is earliest at the span's
+                        // start, the against ramp at its end; rounded half up.
+                        let a = full[0][lane] + slope_a * lo;
+                        let b = full[1][lane] + slope_b * hi;
+                        let best = if b < a { b } else { a };
+                        // +∞ (no full ramp) rounds to above any limit: it is clamped to 2³¹ − 1
+                        // first, so that the conversion is a plain vector instruction.
+                        let t = (best.max(0.0) + 0.5).min(i32::MAX as f64);
+                        // SAFETY: `t` is finite and within 0 ..= i32::MAX.
+                        let t = unsafe { t.to_int_unchecked::<i32>() } as Millis;
+                        cell[lane] = cell[lane].min(t);
+                    }
+                }
+            }
+            while partial != 0 {
+                let lane = partial.trailing_zeros() as usize;
+                partial &= partial - 1;
+                let mut ramps = [Ramp::default(); 4];
+                let mut count = 0;
+                if self.snaps[lane].1.link == l {
+                    let (r, k) = self.snap_ramps[lane];
+                    ramps[..k].copy_from_slice(&r[..k]);
+                    count = k;
+                }
+                if along[lane] <= limit {
+                    ramps[count] = edge_ramp(along[lane] as f64, tt_along as f64, lim, true);
+                    count += 1;
+                }
+                if against[lane] <= limit {
+                    ramps[count] = edge_ramp(against[lane] as f64, tt_against as f64, lim, false);
+                    count += 1;
+                }
+                raster_lane(&ramps[..count], lane, spans, raster, self.c0, self.h);
+            }
+        }
+    }
+}
+
+/// [`raster_link`] for one lane of a lane raster, with any number of ramps.
+fn raster_lane(
+    ramps: &[Ramp],
+    lane: usize,
+    spans: &[CellSpan],
+    raster: &mut [LaneTimes],
+    c0: Cell,
+    h: usize,
+) {
+    for span in spans {
+        if let Some(t) = earliest_on_span(ramps, span) {
+            let cell =
+                &mut raster[(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
+            cell[lane] = cell[lane].min(t);
+        }
+    }
+}
+
+/// Steps 3 and 4 of an isochrone on its raster (`ws.raster`, `w` columns of `h` cells from
+/// `c0`): fills the enclosed holes, then lists the reached cells in cell order (i, then j).
+fn reached_cells(
+    ws: &mut IsochroneWorkspace,
+    w: usize,
+    h: usize,
+    c0: Cell,
+    params: &IsochroneParams,
+) -> Vec<(Cell, Millis)> {
+    // Enclosed holes, travel time by travel time (a hole at 5 minutes stays enclosed, and
+    // smaller, at 10).
     let max_hole_cells = (params.max_hole_m2 / params.grid().cell_area_m2()).floor() as usize;
     if max_hole_cells > 0 {
         for &m in &params.travel_times_min {
             fill_holes(ws, w, h, minutes_to_ms(m), max_hole_cells);
         }
     }
-
-    // 4. The reached cells, in cell order (i, then j).
+    let limit = params.limit_ms();
     let mut cells = Vec::new();
     for i in 0..w {
         for j in 0..h {
@@ -486,12 +761,43 @@ pub fn poi_isochrone(
             }
         }
     }
-    PoiIsochrone {
-        poi,
-        snap,
-        settled_nodes: settled,
-        cells,
+    cells
+}
+
+/// The ramps on a POI's own link, from its snap point in each direction the link can be
+/// travelled and as far as `lim` allows; the first `count` of the array. An empty ramp (the snap
+/// point out of reach of its own link) is left out: it reaches nothing.
+fn snap_ramps(network: &Network, snap: &Snap, lim: f64) -> ([Ramp; 2], usize) {
+    let (along, against) = network.link_times(snap.link);
+    let f = snap.fraction;
+    let mut snap_ramps = [Ramp::default(); 2];
+    let mut snap_count = 0;
+    if let Some(t) = along.map(f64::from) {
+        snap_ramps[snap_count] = Ramp {
+            t0: -f * t,
+            slope: t,
+            lo: f,
+            hi: (f + lim / t).min(1.0),
+        };
+        snap_count += 1;
     }
+    if let Some(t) = against.map(f64::from) {
+        snap_ramps[snap_count] = Ramp {
+            t0: f * t,
+            slope: -t,
+            lo: (f - lim / t).max(0.0),
+            hi: f,
+        };
+        snap_count += 1;
+    }
+    let mut k = 0;
+    for r in 0..snap_count {
+        if snap_ramps[r].hi >= snap_ramps[r].lo {
+            snap_ramps[k] = snap_ramps[r];
+            k += 1;
+        }
+    }
+    (snap_ramps, k)
 }
 
 /// [`raster_link`] for ramps that all cover the whole link ([`Ramp::is_full`]): on a span
@@ -534,28 +840,34 @@ fn raster_link<const N: usize>(
     h: usize,
 ) {
     for span in spans {
-        let (lo, hi) = (span.lo as f64, span.hi as f64);
-        let mut best = f64::INFINITY;
-        for ramp in ramps {
-            // The earliest point of the ramp on the span: its start where time grows along the
-            // link, its end where it shrinks. (Comparisons rather than `f64::min` because no
-            // value is NaN, and they compile to single instructions.)
-            let a = if ramp.lo > lo { ramp.lo } else { lo };
-            let b = if ramp.hi < hi { ramp.hi } else { hi };
-            let x = if ramp.slope >= 0.0 || a > b { a } else { b };
-            let t = ramp.t0 + ramp.slope * x;
-            if a <= b + 1e-9 && t < best {
-                best = t;
-            }
-        }
-        if best.is_finite() {
-            // Round half up without a libm call (times are never negative).
-            let t = (best.max(0.0) + 0.5) as Millis;
+        if let Some(t) = earliest_on_span(ramps, span) {
             let cell =
                 &mut raster[(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
             *cell = (*cell).min(t);
         }
     }
+}
+
+/// The earliest time of `ramps` on `span`'s stretch of the link, rounded to milliseconds, if
+/// any ramp meets it.
+#[inline(always)]
+fn earliest_on_span(ramps: &[Ramp], span: &CellSpan) -> Option<Millis> {
+    let (lo, hi) = (span.lo as f64, span.hi as f64);
+    let mut best = f64::INFINITY;
+    for ramp in ramps {
+        // The earliest point of the ramp on the span: its start where time grows along the
+        // link, its end where it shrinks. (Comparisons rather than `f64::min` because no
+        // value is NaN, and they compile to single instructions.)
+        let a = if ramp.lo > lo { ramp.lo } else { lo };
+        let b = if ramp.hi < hi { ramp.hi } else { hi };
+        let x = if ramp.slope >= 0.0 || a > b { a } else { b };
+        let t = ramp.t0 + ramp.slope * x;
+        if a <= b + 1e-9 && t < best {
+            best = t;
+        }
+    }
+    // Round half up without a libm call (times are never negative).
+    best.is_finite().then(|| (best.max(0.0) + 0.5) as Millis)
 }
 
 /// The ramp of a directed edge of travel time `tt` whose tail was settled at `du`, as far as
@@ -986,5 +1298,82 @@ mod tests {
         );
         let forward = iso(&net, &p, (0.0, 0.0));
         assert_eq!(forward.cells_within(60_000).len(), 62 * 2);
+    }
+
+    /// A jittered 40 × 40 grid of 80 m blocks with random speeds, some one-way streets and a
+    /// few missing blocks (holes to fill), deterministic in `seed`.
+    fn random_town(seed: u64) -> Network {
+        let mut rng = crate::testdata::XorShift(seed * 0x9e37_79b9 + 1);
+        let side = 40u32;
+        let xy: Vec<Coord<f64>> = (0..side * side)
+            .map(|k| Coord {
+                x: (k / side) as f64 * 80.0 + rng.unit() * 20.0,
+                y: (k % side) as f64 * 80.0 + rng.unit() * 20.0,
+            })
+            .collect();
+        let mut edges = vec![];
+        for i in 0..side {
+            for j in 0..side {
+                for (a, b) in [(i + 1, j), (i, j + 1)] {
+                    if a >= side || b >= side || rng.below(12) == 0 {
+                        continue;
+                    }
+                    let (from, to) = (i * side + j, a * side + b);
+                    let len = (xy[from as usize].x - xy[to as usize].x)
+                        .hypot(xy[from as usize].y - xy[to as usize].y);
+                    // 20 to 60 km/h.
+                    let ms_per_m = 60.0 + rng.unit() * 120.0;
+                    edges.push(PlainEdge {
+                        from,
+                        to,
+                        time_ms: (len * ms_per_m).round().max(1.0) as u32,
+                        length_m: len,
+                        both_ways: rng.below(5) != 0,
+                    });
+                }
+            }
+        }
+        Network::from_graph(
+            RoadGraph::from_edges(xy, &edges),
+            Mode::Drive,
+            Direction::FromPoi,
+        )
+    }
+
+    #[test]
+    fn lane_isochrones_equal_one_isochrone_at_a_time() {
+        for (seed, lanes, spread) in [(1u64, LANES, 400.0), (2, 5, 1500.0), (3, 1, 0.0)] {
+            let net = random_town(seed);
+            let p = IsochroneParams {
+                travel_times_min: vec![1, 2, 3],
+                cell_m: 25.0,
+                buffer_m: 20.0,
+                max_snap_m: 100.0,
+                max_hole_m2: 40_000.0,
+            };
+            let link_cells = LinkCells::new(&net, &p);
+            let mut rng = crate::testdata::XorShift(seed * 0x85eb_ca6b + 7);
+            let pois: Vec<(u32, Snap)> = (0..lanes as u32)
+                .map(|k| {
+                    let at = Coord {
+                        x: 1200.0 + rng.unit() * spread,
+                        y: 1500.0 + rng.unit() * spread,
+                    };
+                    (
+                        k * 3,
+                        net.snap_index.nearest(at, p.max_snap_m).expect("a road"),
+                    )
+                })
+                .collect();
+            let mut ws = IsochroneWorkspace::new(&net);
+            let together = lane_isochrones(&net, &link_cells, &p, &pois, &mut ws);
+            assert_eq!(together.len(), pois.len());
+            let mut one_ws = IsochroneWorkspace::new(&net);
+            for ((poi, snap), got) in pois.iter().zip(&together) {
+                let want = poi_isochrone(&net, &link_cells, &p, *poi, *snap, &mut one_ws);
+                assert!(want.cells.len() > 100, "{} cells", want.cells.len());
+                assert_eq!(got, &want, "POI {poi}");
+            }
+        }
     }
 }

@@ -798,7 +798,9 @@ pub fn run_batches<S: BatchSink + 'static>(
             let mut lanes = batches
                 // cluster: on the source's worker, so every cluster of a batch knows its count.
                 .flat_map(move |b: PoiBatch| cluster_batch(b.id, b.records, &cluster_params))
-                .exchange(|c: &Cluster| c.tile.hash())
+                // Parts of one tile on consecutive keys: a crowded tile's parts alternate
+                // between workers, and a tile's first part keeps its worker (and slice cache).
+                .exchange(|c: &Cluster| c.tile.hash().wrapping_add(u64::from(c.part)))
                 // network-fetch: the cluster's slice, from this worker's cache.
                 .map(move |c: Cluster| {
                     let mut st = fetch_state.lock().unwrap_or_else(|e| e.into_inner());

@@ -69,6 +69,23 @@ pub fn default_tile_m(reach_m: f64) -> f64 {
     (reach_m / 4.0).clamp(1_000.0, 20_000.0)
 }
 
+/// The most POIs of a batch one cluster holds (see [`Cluster::part`]).
+pub const MAX_CLUSTER_POIS: usize = 64;
+
+/// The position of `p` along a Z-curve (Morton order) of 250 m cells.
+fn z_order(p: Coord<f64>) -> u64 {
+    // Cells counted from far west and south of any US coordinate, so that they are positive.
+    let cell = |v: f64| ((v / 250.0).floor() as i64 + (1 << 31)).clamp(0, u32::MAX as i64) as u64;
+    let spread = |mut v: u64| {
+        v = (v | (v << 16)) & 0x0000_FFFF_0000_FFFF;
+        v = (v | (v << 8)) & 0x00FF_00FF_00FF_00FF;
+        v = (v | (v << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+        v = (v | (v << 2)) & 0x3333_3333_3333_3333;
+        (v | (v << 1)) & 0x5555_5555_5555_5555
+    };
+    spread(cell(p.x)) | (spread(cell(p.y)) << 1)
+}
+
 /// POIs of one batch that share a tile, with what the batch's sink needs to reassemble it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cluster {
@@ -80,6 +97,10 @@ pub struct Cluster {
     pub of: u32,
     /// The tile.
     pub tile: Tile,
+    /// Which part of the tile's POIs this is: a tile holding more than
+    /// [`MAX_CLUSTER_POIS`] of a batch's POIs is split into parts, so that a crowded city
+    /// keeps every worker busy instead of one.
+    pub part: u32,
     /// The POIs with their record index, in record order.
     pub pois: Vec<(u32, Poi)>,
     /// The network the POIs may use: their bounding box grown by the reach radius
@@ -110,8 +131,10 @@ pub fn cluster_batch(
             Err(e) => read_rejects.push((k, e)),
         }
     }
-    // Stable: POIs keep record order within their tile.
-    tiled.sort_by_key(|t| t.0);
+    // By tile, then along a Z-curve of 250 m cells inside it, so that the parts a crowded tile
+    // is split into are compact (and their POIs share lane searches, see
+    // [`crate::stages::isochrone::lane_isochrones`]); ties in record order.
+    tiled.sort_by_key(|t| (t.0, z_order(t.1), t.2));
     let mut clusters: Vec<Cluster> = Vec::new();
     for (tile, xy, k, p) in tiled {
         let grow = |r: Rect<f64>| {
@@ -126,8 +149,12 @@ pub fn cluster_batch(
                 },
             )
         };
+        let part = match clusters.last() {
+            Some(c) if c.tile == tile => c.part + 1,
+            _ => 0,
+        };
         match clusters.last_mut() {
-            Some(c) if c.tile == tile => {
+            Some(c) if c.tile == tile && c.pois.len() < MAX_CLUSTER_POIS => {
                 c.pois.push((k, p));
                 c.slice_box = c.slice_box.map(grow);
             }
@@ -136,6 +163,7 @@ pub fn cluster_batch(
                 index: 0,
                 of: 0,
                 tile,
+                part,
                 pois: vec![(k, p)],
                 slice_box: Some(grow(Rect::new(xy, xy))),
                 batch_records: 0,
@@ -149,6 +177,7 @@ pub fn cluster_batch(
             index: 0,
             of: 0,
             tile: Tile { i: 0, j: 0 },
+            part: 0,
             pois: Vec::new(),
             slice_box: None,
             batch_records: 0,
@@ -159,6 +188,7 @@ pub fn cluster_batch(
     for (n, c) in clusters.iter_mut().enumerate() {
         c.index = n as u32;
         c.of = of;
+        c.pois.sort_by_key(|(k, _)| *k);
     }
     clusters[0].batch_records = batch_records;
     clusters[0].read_rejects = read_rejects;
@@ -273,5 +303,62 @@ mod tests {
         let workers: std::collections::HashSet<u64> =
             (0..16).map(|i| Tile { i, j: 3 }.hash() % 4).collect();
         assert_eq!(workers.len(), 4, "neighbouring tiles spread over workers");
+    }
+
+    #[test]
+    fn a_crowded_tile_is_split_into_compact_parts() {
+        let params = ClusterParams {
+            tile_m: 4_000.0,
+            reach_m: 1_000.0,
+        };
+        // 150 POIs on a grid in one tile (a 16 × 16 block of 250 m cells, aligned with the
+        // Z-curve), in a record order that jumps all over it.
+        let base = Coord {
+            x: 1_600_000.0,
+            y: 1_900_000.0,
+        };
+        let records: Vec<_> = (0..150u32)
+            .map(|k| {
+                let m = (k * 37) % 150;
+                let at = Coord {
+                    x: base.x + 100.0 + (m % 10) as f64 * 380.0,
+                    y: base.y + 100.0 + (m / 10) as f64 * 260.0,
+                };
+                (k, Ok(poi(&format!("p{k}"), at)))
+            })
+            .collect();
+        let cs = cluster_batch(0, records, &params);
+        assert_eq!(
+            cs.len(),
+            3,
+            "150 POIs in parts of at most {MAX_CLUSTER_POIS}"
+        );
+        assert_eq!(
+            cs.iter()
+                .map(|c| (c.part, c.pois.len()))
+                .collect::<Vec<_>>(),
+            vec![(0, 64), (1, 64), (2, 22)]
+        );
+        assert!(cs.iter().all(|c| c.tile == cs[0].tile && c.of == 3));
+        let mut all: Vec<u32> = cs.iter().flat_map(|c| c.pois.iter().map(|p| p.0)).collect();
+        for c in &cs {
+            let ids: Vec<u32> = c.pois.iter().map(|p| p.0).collect();
+            assert!(ids.is_sorted(), "record order within a part");
+        }
+        all.sort();
+        assert_eq!(all, (0..150).collect::<Vec<_>>());
+        // Compact: the Z-curve takes the tile's south-west quarter, then its south-east one,
+        // so the first part lies in the south half (its first 64 records would not).
+        for (_, p) in &cs[0].pois {
+            assert!(to_5070(p.lon, p.lat).y < base.y + 2_000.0 + 0.01);
+        }
+        for c in &cs {
+            let b = c.slice_box.expect("POIs");
+            for (_, p) in &c.pois {
+                let xy = to_5070(p.lon, p.lat);
+                assert!(b.min().x <= xy.x - 999.9 && b.max().x >= xy.x + 999.9);
+                assert!(b.min().y <= xy.y - 999.9 && b.max().y >= xy.y + 999.9);
+            }
+        }
     }
 }

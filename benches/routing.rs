@@ -5,9 +5,12 @@
 //! (`<dir>/roads.osm.pbf`, `<dir>/block_groups.geojson`, `<dir>/pois.csv` with `lat` and `lon`
 //! columns; e.g. one made by `socialmapper synth`): a 15-minute drive, 100 m cells, as in a run.
 //! `ROUTING_POIS` (default 500) POIs (`ROUTING_ORDER=space`: in the Hilbert order of their
-//! snapped link instead of file order), `ROUTING_REPS` (default 5) passes after one warm-up
-//! pass (which computes the lazy block-group overlaps); it prints each stage's CPU per POI, the
-//! fastest pass, because the machines this runs on are shared and noisy. `ROUTING_PAUSE_S`
+//! snapped link instead of file order; `ROUTING_ORDER=dense`: that many neighbours in that
+//! order from the middle of all the file's POIs, i.e. at the file's density), `ROUTING_REPS`
+//! (default 5) passes after one warm-up pass (which computes the lazy block-group overlaps); it
+//! prints each stage's CPU per POI, the fastest pass, because the machines this runs on are
+//! shared and noisy. It then times the same POIs, taken 16 at a time in their order, as lane
+//! searches and lane isochrones (checked to give the same cells). `ROUTING_PAUSE_S`
 //! waits that long after loading, before the POIs, so that a profiler can be switched on for
 //! them alone. The stages are timed
 //! with the thread's CPU clock, not the wall clock, so that time the thread spends descheduled

@@ -12,6 +12,10 @@
 //! ([`crate::geom::grid::trace_cells`]), and its area is the cell count times the cell area
 //! (EPSG:5070 is equal-area). Unlike the original's convex hull, rivers, highways without
 //! exits and dead ends stay outside.
+//!
+//! Up to [`LANES`] POIs close together are computed at once by [`lane_isochrones`]: one lane
+//! search and one pass over the union of their reached links, with exactly the cells and times
+//! [`poi_isochrone`] gives each.
 
 use super::network::Network;
 use crate::geom::corridor::{CellSpan, polyline_cells};

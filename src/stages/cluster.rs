@@ -113,7 +113,8 @@ pub struct Cluster {
 }
 
 /// Splits one batch of records (record index, POI or reject) into clusters by tile, in tile
-/// order. Always at least one cluster, so that a batch of rejects still reaches the sink.
+/// order, a crowded tile into parts of at most [`MAX_CLUSTER_POIS`]. Always at least one
+/// cluster, so that a batch of rejects still reaches the sink.
 pub fn cluster_batch(
     batch: u64,
     records: Vec<crate::poi::PoiRecord>,

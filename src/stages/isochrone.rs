@@ -200,6 +200,46 @@ impl IsochroneWorkspace {
             ..Default::default()
         }
     }
+
+    /// Takes the settled nodes out of `node_set` into `nodes`, adds the link of every
+    /// out-edge of each to `reached_set` (which may already hold snap links), and takes the
+    /// reached links out into `reached`, both in ascending id order (see [`IdSet`]).
+    fn collect_reached_links(&mut self, g: &crate::graph::RoadGraph) {
+        self.nodes.clear();
+        self.node_set.drain_into(&mut self.nodes);
+        for &u in &self.nodes {
+            for e in g.out_edges(u) {
+                self.reached_set.insert(g.edge_link[e]);
+            }
+        }
+        self.reached.clear();
+        self.reached_set.drain_into(&mut self.reached);
+    }
+
+    /// The raster over the reached links' cells, plus one spare cell on every side (so that
+    /// the raster's border is never reached and every unreached area touching it is outside):
+    /// its first cell and its `w` columns of `h` cells. `None` when no link was reached.
+    fn raster_frame(&self, link_cells: &LinkCells) -> Option<(Cell, usize, usize)> {
+        let mut bb = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
+        for &l in &self.reached {
+            let b = link_cells.bounds[l as usize];
+            bb = [
+                bb[0].min(b[0]),
+                bb[1].min(b[1]),
+                bb[2].max(b[2]),
+                bb[3].max(b[3]),
+            ];
+        }
+        if bb[0] > bb[2] {
+            return None;
+        }
+        let c0 = Cell {
+            i: bb[0] - 1,
+            j: bb[1] - 1,
+        };
+        let (w, h) = ((bb[2] + 2 - c0.i) as usize, (bb[3] + 2 - c0.j) as usize);
+        Some((c0, w, h))
+    }
 }
 
 /// For every link of a network, the grid cells whose centre lies within the buffer of the
@@ -374,46 +414,18 @@ pub fn poi_isochrone(
     for &u in ws.search.settled() {
         ws.node_set.insert(u);
     }
-    ws.nodes.clear();
-    ws.node_set.drain_into(&mut ws.nodes);
-    for &u in &ws.nodes {
-        for e in g.out_edges(u) {
-            ws.reached_set.insert(g.edge_link[e]);
-        }
-    }
-    ws.reached.clear();
-    ws.reached_set.drain_into(&mut ws.reached);
+    ws.collect_reached_links(g);
 
-    // 2. A dense raster over the reached links' cells (plus one spare cell on every side, so
-    //    that the raster's border is never reached and every unreached area touching it is
-    //    outside), filled with the earliest time per cell.
-    let mut bb = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
-    for &l in &ws.reached {
-        let b = link_cells.bounds[l as usize];
-        bb = [
-            bb[0].min(b[0]),
-            bb[1].min(b[1]),
-            bb[2].max(b[2]),
-            bb[3].max(b[3]),
-        ];
-    }
-    if bb[0] > bb[2] {
+    // 2. A dense raster over the reached links' cells (see
+    //    [`IsochroneWorkspace::raster_frame`]), filled with the earliest time per cell.
+    let Some((c0, w, h)) = ws.raster_frame(link_cells) else {
         return PoiIsochrone {
             poi,
             snap,
             settled_nodes: settled,
             cells: Vec::new(),
         };
-    }
-    let c0 = Cell {
-        i: bb[0] - 1,
-        j: bb[1] - 1,
     };
-    let c1 = Cell {
-        i: bb[2] + 1,
-        j: bb[3] + 1,
-    };
-    let (w, h) = ((c1.i - c0.i + 1) as usize, (c1.j - c0.j + 1) as usize);
     ws.raster.clear();
     ws.raster.resize(w * h, Millis::MAX);
     for &l in &ws.reached {
@@ -511,43 +523,20 @@ pub fn lane_isochrones(
             ws.node_set.insert(u);
         }
     }
-    ws.nodes.clear();
-    ws.node_set.drain_into(&mut ws.nodes);
-    for &u in &ws.nodes {
-        for e in g.out_edges(u) {
-            ws.reached_set.insert(g.edge_link[e]);
-        }
-    }
-    ws.reached.clear();
-    ws.reached_set.drain_into(&mut ws.reached);
+    ws.collect_reached_links(g);
 
     // 2. One raster over the union of the reached links' cells, a time per lane per cell.
-    let mut bb = [i32::MAX, i32::MAX, i32::MIN, i32::MIN];
-    for &l in &ws.reached {
-        let b = link_cells.bounds[l as usize];
-        bb = [
-            bb[0].min(b[0]),
-            bb[1].min(b[1]),
-            bb[2].max(b[2]),
-            bb[3].max(b[3]),
-        ];
-    }
     let isochrone = |lane: usize, cells| PoiIsochrone {
         poi: pois[lane].0,
         snap: pois[lane].1,
         settled_nodes: settled[lane],
         cells,
     };
-    if bb[0] > bb[2] {
+    let Some((c0, w, h)) = ws.raster_frame(link_cells) else {
         return (0..pois.len())
             .map(|lane| isochrone(lane, Vec::new()))
             .collect();
-    }
-    let c0 = Cell {
-        i: bb[0] - 1,
-        j: bb[1] - 1,
     };
-    let (w, h) = ((bb[2] + 2 - c0.i) as usize, (bb[3] + 2 - c0.j) as usize);
     ws.lane_raster.clear();
     ws.lane_raster.resize(w * h, [Millis::MAX; LANES]);
     let lanes = LaneLinks {

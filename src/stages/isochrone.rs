@@ -642,7 +642,6 @@ fn fill_lane_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, params: &Iso
             .filter(|&k| open[k] & !outside[k] != 0)
             .map(|k| k as u32)
             .collect();
-        let offsets = [h + 1, h, h - 1, 1];
         let mut hole = Vec::new();
         for &start in &enclosed {
             let mut left = open[start as usize] & !outside[start as usize];
@@ -654,18 +653,13 @@ fn fill_lane_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, params: &Iso
                 ws.queue.clear();
                 outside[start as usize] |= bit;
                 ws.queue.push(start);
-                while let Some(k) = ws.queue.pop() {
-                    let k = k as usize;
-                    hole.push(k as u32);
-                    for d in offsets {
-                        for q in [k - d, k + d] {
-                            if open[q] & !outside[q] & bit != 0 {
-                                outside[q] |= bit;
-                                ws.queue.push(q as u32);
-                            }
-                        }
+                flood8(&mut ws.queue, h, Some(&mut hole), |q| {
+                    let join = open[q] & !outside[q] & bit != 0;
+                    if join {
+                        outside[q] |= bit;
                     }
-                }
+                    join
+                });
                 if hole.len() <= max_cells {
                     for &k in &hole {
                         ws.lane_raster[k as usize][lane] = limit;
@@ -1079,7 +1073,26 @@ fn flood_inside(
     queue: &mut Vec<u32>,
     h: usize,
     limit: Millis,
+    out: Option<&mut Vec<u32>>,
+) {
+    flood8(queue, h, out, |q| {
+        let open = seen[q] == 0 && raster[q] > limit;
+        if open {
+            seen[q] = 1;
+        }
+        open
+    });
+}
+
+/// Floods a raster of columns of `h` cells from the cells in `queue` through 8-connected
+/// neighbours that `join` accepts (and marks, so that it refuses them next time), listing
+/// visited cells in `out`. The flood must never reach the raster's border ring.
+#[inline(always)]
+fn flood8(
+    queue: &mut Vec<u32>,
+    h: usize,
     mut out: Option<&mut Vec<u32>>,
+    mut join: impl FnMut(usize) -> bool,
 ) {
     let offsets = [h + 1, h, h - 1, 1];
     while let Some(k) = queue.pop() {
@@ -1089,8 +1102,7 @@ fn flood_inside(
         }
         for d in offsets {
             for q in [k - d, k + d] {
-                if seen[q] == 0 && raster[q] > limit {
-                    seen[q] = 1;
+                if join(q) {
                     queue.push(q as u32);
                 }
             }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Version of the layout above; a checkpoint of another version is refused.
-pub const FORMAT: u32 = 5;
+pub const FORMAT: u32 = 6;
 
 /// Everything a run's results depend on. A checkpoint is only resumed by a run with the same
 /// fingerprint.

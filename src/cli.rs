@@ -166,6 +166,10 @@ pub struct RunArgs {
     /// POIs per batch.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Batches read ahead and computed in map order, outputs still in record order (default
+    /// 64; 1 computes in file order).
+    #[arg(long)]
+    pub order_window: Option<usize>,
     /// Checkpoint directory (RocksDB; default `checkpoints/<run name>/`). Running the same
     /// command again resumes from it.
     #[arg(long, conflicts_with = "no_checkpoint")]
@@ -263,6 +267,7 @@ impl RunArgs {
             buffer_m: self.buffer_m,
             max_hole_km2: self.max_hole_km2,
             batch_size: self.batch_size,
+            order_window: self.order_window,
             checkpoint: self.checkpoint.clone(),
             place: self.place.clone(),
             bbox: self.bbox.clone(),

@@ -41,6 +41,7 @@ use crate::stages::isochrone::{
     poi_isochrone, snap_poi,
 };
 use crate::stages::network::{NetworkSlice, NetworkSource, SliceCache};
+use crate::stages::order::WindowedBatches;
 use crate::types::{Mode, Poi, Reject};
 use geo::Coord;
 use serde::{Deserialize, Serialize};
@@ -201,8 +202,8 @@ pub struct BatchResult {
     pub processed: Vec<ProcessedPoi>,
     /// Rejected records (reading and stages), in record order.
     pub rejects: Vec<(u32, Reject)>,
-    /// Outlines, in record order, then travel time.
-    pub features: Vec<IsochroneFeature>,
+    /// Outlines with their POI's record index, in record order, then travel time.
+    pub features: Vec<(u32, IsochroneFeature)>,
     /// How many of the batch's POIs reach each cell within each travel time.
     pub coverage: CoverageDelta,
     /// The reach counts the batch changed, with their new values.
@@ -222,12 +223,11 @@ impl BatchResult {
             ..Default::default()
         };
         let mut coverage = CoverageCounts::new(limits);
-        let mut features = Vec::new();
         for p in parts {
             b.records += p.batch_records;
             b.processed.extend(p.processed);
             b.rejects.extend(p.rejects);
-            features.extend(p.features);
+            b.features.extend(p.features);
             // Counts of disjoint POI sets only grow: the sum cannot underflow.
             let _ = coverage.apply(&p.coverage);
             for (s, t) in b.stage_seconds.iter_mut().zip(p.stage_seconds) {
@@ -237,8 +237,7 @@ impl BatchResult {
         b.processed.sort_by_key(|p| p.poi);
         b.rejects.sort_by_key(|r| r.0);
         // Stable: each POI's features stay in travel-time order.
-        features.sort_by_key(|f| f.0);
-        b.features = features.into_iter().map(|f| f.1).collect();
+        b.features.sort_by_key(|f| f.0);
         b.coverage = coverage.to_delta();
         b
     }
@@ -720,7 +719,8 @@ pub struct DataflowStats {
     pub slice_hits: u64,
 }
 
-/// Runs every batch of `records` through the dataflow on `workers` threads. The first `skip`
+/// Runs every batch of `records` through the dataflow on `workers` threads, the batches cut
+/// from windows of `order_window` batches in map order ([`WindowedBatches`]). The first `skip`
 /// batches are read (so that record indices and duplicate checks carry on) but not computed:
 /// an earlier run committed them. Every other batch reaches `sink` in batch order, complete.
 /// `progress` is told the number of records of every finished batch. Returns the sink and the
@@ -737,6 +737,7 @@ pub fn run_batches<S: BatchSink + 'static>(
     ctx: Arc<RunContext>,
     records: Box<dyn PoiRecords>,
     batch_size: usize,
+    order_window: usize,
     skip: u64,
     committed_reach: ReachCounts,
     workers: usize,
@@ -884,10 +885,11 @@ pub fn run_batches<S: BatchSink + 'static>(
         input.advance_to(skip);
         if worker.index() == 0 {
             let reader = source.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(mut reader) = reader {
+            if let Some(reader) = reader {
+                let mut reader = WindowedBatches::new(reader, batch_size, order_window);
                 let mut id = 0u64;
                 loop {
-                    let batch = match reader.next_batch(batch_size) {
+                    let batch = match reader.next_batch() {
                         Ok(Some(b)) => b,
                         Ok(None) => break,
                         Err(e) => {
@@ -922,7 +924,7 @@ pub fn run_batches<S: BatchSink + 'static>(
                     .unwrap_or_else(|e| e.into_inner())
                     .batches = id;
                 // Handed back to the caller, which reads the POIs again to name them.
-                *source.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
+                *source.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader.into_records());
             }
         }
         // Closing the input lets the frontier advance; every worker steps (parking when idle)
@@ -1231,6 +1233,7 @@ mod reach_tests {
                 ctx.clone(),
                 records(),
                 5,
+                1,
                 0,
                 Vec::new(),
                 workers,
@@ -1249,6 +1252,7 @@ mod reach_tests {
             ctx,
             records(),
             5,
+            1,
             2,
             seed.into_iter().collect(),
             2,

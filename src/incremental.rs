@@ -851,6 +851,8 @@ fn replay(
                 .map(|poi| LivePoi { poi, active: true }),
         );
     }
+    // Batches were computed in map order, a window at a time: the POIs in record order.
+    pois.sort_by_key(|p| p.poi.poi);
     Ok(LiveState {
         acc,
         pois,

@@ -14,12 +14,13 @@ use crate::dataflow::{
 use crate::error::{Error, Result};
 use crate::graph::Millis;
 use crate::osm::OsmRoads;
-use crate::output::{self, CensusRow, NetworkReport, RunReport, StreamProgress, StreamedOutputs};
+use crate::output::{
+    self, CensusRow, NetworkReport, RunReport, StreamProgress, StreamedOutputs, WindowPart,
+};
 use crate::stages::census_join::{CensusIndex, CoverageCounts, CoverageDelta};
 use crate::stages::cluster::{ClusterParams, default_tile_m, reach_radius_m};
 use crate::stages::distance::{NetworkFold, NetworkNearest, StraightFold};
 use crate::stages::network::{LocalExtract, Network, NetworkSlice};
-use crate::types::Reject;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -188,14 +189,22 @@ pub fn execute(
     // streamed outputs go back to where the last of them left them.
     let mut acc = timer.time("distance", || Accumulated::new(analysis, &ctx, &whole));
     let mut resume = None;
+    let order_window = analysis.order_window.max(1) as u64;
+    // What the batches of the open order window (the last one, unless it was complete) put
+    // into it.
+    let mut window = Vec::new();
     let committed = match &checkpoint {
         Some(cp) => {
             let n = cp.committed()?;
+            let window_start = n - n % order_window;
             timer.time("replay", || -> Result<()> {
                 for id in 0..n {
                     let rec: BatchRecord = cp.load(id)?;
                     acc.apply(&rec, &whole.network)?;
                     resume = Some(rec.streams);
+                    if id >= window_start {
+                        window.push(rec.window);
+                    }
                 }
                 Ok(())
             })?;
@@ -204,14 +213,15 @@ pub fn execute(
         None => 0,
     };
     let streams = match &checkpoint {
-        Some(cp) => StreamedOutputs::open(&cp.sinks_dir(), resume, false)?,
-        None => StreamedOutputs::open(out, None, true)?,
+        Some(cp) => StreamedOutputs::open(&cp.sinks_dir(), resume, window, false)?,
+        None => StreamedOutputs::open(out, None, Vec::new(), true)?,
     };
     let committed_reach: ReachCounts = acc.reach.clone().into_iter().collect();
     let sink = RunSink {
         checkpoint: checkpoint.clone(),
         network: whole.clone(),
         streams,
+        order_window,
         acc,
     };
 
@@ -224,6 +234,7 @@ pub fn execute(
             ctx.clone(),
             inputs.pois,
             analysis.batch_size,
+            analysis.order_window,
             committed,
             committed_reach,
             show.workers.max(1),
@@ -543,6 +554,8 @@ pub(crate) struct BatchRecord {
     stage_seconds: [f64; 3],
     /// The streamed outputs after this batch.
     streams: StreamProgress,
+    /// What the batch left in its open order window (nothing once the window is closed).
+    window: WindowPart,
 }
 
 /// What the sink accumulates over batches: bounded by the census tables and the union of the
@@ -653,28 +666,32 @@ impl Accumulated {
     }
 }
 
-/// The sink: takes complete batches in order, appends their outlines and rejects to the part
-/// files, commits the batch's record with the parts' lengths, and accumulates.
+/// The sink: takes complete batches in order, hands their outlines and rejects to the
+/// streamed outputs (which put each order window in record order), commits the batch's record
+/// with the parts' lengths, and accumulates.
 struct RunSink {
     checkpoint: Option<Arc<Checkpoint>>,
     network: Arc<NetworkSlice>,
     streams: StreamedOutputs,
+    /// Batches per order window.
+    order_window: u64,
     acc: Accumulated,
 }
 
 impl BatchSink for RunSink {
     fn batch(&mut self, b: BatchResult) -> Result<()> {
-        let rejects: Vec<Reject> = b.rejects.iter().map(|r| r.1.clone()).collect();
-        self.streams.write(&b.features, &rejects)?;
+        let closes_window = (b.id + 1) % self.order_window == 0;
+        let window = self.streams.write(&b.features, &b.rejects, closes_window)?;
         fault_point("sink", b.id);
         let rec = BatchRecord {
             records: b.records,
             processed: b.processed,
-            rejected: rejects.len() as u32,
+            rejected: b.rejects.len() as u32,
             coverage: b.coverage,
             reach: b.reach,
             stage_seconds: b.stage_seconds,
             streams: self.streams.progress()?,
+            window,
         };
         if let Some(cp) = &self.checkpoint {
             cp.commit(b.id, &rec)?;

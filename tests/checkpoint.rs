@@ -154,6 +154,40 @@ fn killed_runs_resume_to_identical_outputs() {
     }
 }
 
+/// With windows of two batches, the sink copies a window into record order when its second
+/// batch arrives. Killed before the closing batch's commit (sink:3, the copy done), that
+/// batch is recomputed and copied again; killed after it (commit:3), or half-way through the
+/// next window (compute:4, commit:4), the window file is found again as the checkpoint left
+/// it. The outputs are those of the default window (all six batches in one) every time.
+#[test]
+fn killed_runs_resume_inside_and_between_order_windows() {
+    let s = setup();
+    let (base, base_cp) = (s.root.join("base"), s.root.join("base.cp"));
+    assert!(run(&s, &base, &base_cp, &[], None).status.success());
+    let window = ["--order-window", "2"];
+    let (whole, whole_cp) = (s.root.join("whole"), s.root.join("whole.cp"));
+    let o = run(&s, &whole, &whole_cp, &window, None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(batches(&whole), (6, 0, 6));
+    same_outputs(&base, &whole, "windows of two batches");
+    for (fault, committed) in [
+        ("sink:3", 3),
+        ("commit:3", 4),
+        ("compute:4", 4),
+        ("commit:4", 5),
+        ("sink:5", 5),
+    ] {
+        let name = format!("w2_{}", fault.replace(':', "_"));
+        let (out, cp) = (s.root.join(&name), s.root.join(format!("{name}.cp")));
+        let o = run(&s, &out, &cp, &window, Some(fault));
+        assert!(!o.status.success(), "{fault}: the run was not killed");
+        let o = run(&s, &out, &cp, &window, None);
+        assert!(o.status.success(), "{fault}: resume failed: {}", stderr(&o));
+        assert_eq!(batches(&out), (6, committed, 6 - committed), "{fault}");
+        same_outputs(&base, &out, fault);
+    }
+}
+
 #[test]
 fn resumed_runs_with_two_workers_match() {
     let s = setup();

@@ -236,7 +236,7 @@ fn workers_and_batch_sizes_do_not_change_outputs() {
     }
     text.push_str("bad,Not a number,x,-77.0\nfar,Far away,38.5,-77.5\n");
     std::fs::write(&pois, text).unwrap();
-    let run = |out: &Path, workers: &str, batch: &str| {
+    let run = |out: &Path, workers: &str, batch: &str, window: &str| {
         let o = socialmapper(&[
             "run",
             "-q",
@@ -245,6 +245,8 @@ fn workers_and_batch_sizes_do_not_change_outputs() {
             workers,
             "--batch-size",
             batch,
+            "--order-window",
+            window,
             "--pois",
             &pois.display().to_string(),
             "--network",
@@ -263,15 +265,24 @@ fn workers_and_batch_sizes_do_not_change_outputs() {
         assert!(o.status.success(), "{}", stderr(&o));
     };
     let base = dir.path().join("w1");
-    run(&base, "1", "1000");
-    for (w, b) in [("2", "1"), ("2", "3"), ("1", "2")] {
-        let out = dir.path().join(format!("w{w}b{b}"));
-        run(&out, w, b);
+    run(&base, "1", "1000", "1");
+    // Batch sizes and order windows (batches computed in map order, outputs put back into
+    // record order) that split the records differently.
+    for (w, b, o) in [
+        ("2", "1", "1"),
+        ("2", "3", "1"),
+        ("1", "2", "1"),
+        ("1", "2", "3"),
+        ("2", "1", "64"),
+        ("2", "4", "2"),
+    ] {
+        let out = dir.path().join(format!("w{w}b{b}o{o}"));
+        run(&out, w, b, o);
         for f in ["census.csv", "isochrones.geojson", "rejects.csv"] {
             assert_eq!(
                 std::fs::read(base.join(f)).unwrap(),
                 std::fs::read(out.join(f)).unwrap(),
-                "{f} with -w {w} --batch-size {b}"
+                "{f} with -w {w} --batch-size {b} --order-window {o}"
             );
         }
     }

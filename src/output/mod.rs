@@ -613,6 +613,21 @@ impl PartFile {
         Ok(())
     }
 
+    /// Empties the part file (of a window whose contents were copied out).
+    fn truncate(&mut self) -> Result<()> {
+        use std::io::Seek;
+        self.w.flush().map_err(|e| Error::output(&self.path, e))?;
+        self.w
+            .get_ref()
+            .set_len(0)
+            .map_err(|e| Error::output(&self.path, e))?;
+        self.w
+            .seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| Error::output(&self.path, e))?;
+        self.len = 0;
+        Ok(())
+    }
+
     /// Hands everything appended to the operating system and returns the length so far: what
     /// the checkpoint records.
     pub fn flush(&mut self) -> Result<u64> {
@@ -666,15 +681,50 @@ pub struct StreamProgress {
     pub features: u64,
     /// Length of the `rejects.csv` part.
     pub rejects_bytes: u64,
+    /// Length of the open order window's outlines in the window file (0: no window open).
+    pub window_bytes: u64,
+}
+
+/// What one batch put into the open order window (see [`StreamedOutputs`]): the checkpoint
+/// keeps it with the batch, so that a resumed run can find the window's outlines again.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct WindowPart {
+    /// Per POI (record index), in the order written: the bytes of its outlines in the window
+    /// file, and how many features they are.
+    pub outlines: Vec<(u32, u32, u32)>,
+    /// Records rejected, with their record index.
+    pub rejects: Vec<(u32, Reject)>,
+}
+
+/// Where one POI's outlines lie in the window file.
+#[derive(Clone, Copy, Debug)]
+struct WindowEntry {
+    poi: u32,
+    offset: u64,
+    bytes: u32,
+    features: u32,
 }
 
 /// The streamed outputs, `isochrones.geojson` and `rejects.csv`, written batch by batch into
 /// part files (in `parts_dir`) and put into place by [`StreamedOutputs::finish`].
+///
+/// Batches are computed in map order, a window of them at a time
+/// ([`crate::stages::order`]), but the files are in record order. So the batches of a window
+/// append their outlines to a window file (`isochrones.window.part`) and their rejects to a
+/// list; when the window's last batch arrives, its outlines are copied into the part in record
+/// order, and its rejects with them. A window of one batch is written directly.
 pub struct StreamedOutputs {
     geojson: PartFile,
     rejects: PartFile,
     features: u64,
     buf: String,
+    window: PartFile,
+    window_outlines: Vec<WindowEntry>,
+    window_rejects: Vec<(u32, Reject)>,
+    /// The window file still holds a closed window: emptied before the next window's first
+    /// write, not at the close, so that a run killed before the closing batch's commit finds
+    /// the window the checkpoint recorded.
+    window_closed: bool,
 }
 
 /// What `isochrones.geojson` starts with.
@@ -684,8 +734,14 @@ pub const GEOJSON_FOOTER: &[u8] = b"\n]}\n";
 
 impl StreamedOutputs {
     /// Opens the part files in `parts_dir`, resuming at `resume` when a checkpoint recorded
-    /// one. Parts are `temporary` (removed on failure, moved on success) outside a checkpoint.
-    pub fn open(parts_dir: &Path, resume: Option<StreamProgress>, temporary: bool) -> Result<Self> {
+    /// one, with what the open window's batches wrote (`window`, in batch order). Parts are
+    /// `temporary` (removed on failure, moved on success) outside a checkpoint.
+    pub fn open(
+        parts_dir: &Path,
+        resume: Option<StreamProgress>,
+        window: Vec<WindowPart>,
+        temporary: bool,
+    ) -> Result<Self> {
         let geojson = PartFile::open(
             &parts_dir.join("isochrones.geojson.part"),
             resume.map(|r| r.geojson_bytes),
@@ -698,59 +754,182 @@ impl StreamedOutputs {
             b"source,id,reason\n",
             temporary,
         )?;
-        Ok(StreamedOutputs {
+        let window_file = PartFile::open(
+            &parts_dir.join("isochrones.window.part"),
+            resume.map(|r| r.window_bytes),
+            b"",
+            // Never part of the results: removed at the end of a run without a checkpoint.
+            temporary,
+        )?;
+        let mut outputs = StreamedOutputs {
             geojson,
             rejects,
             features: resume.map_or(0, |r| r.features),
             buf: String::new(),
-        })
+            window: window_file,
+            window_outlines: Vec::new(),
+            window_rejects: Vec::new(),
+            window_closed: false,
+        };
+        let mut offset = 0u64;
+        for part in window {
+            for (poi, bytes, features) in part.outlines {
+                outputs.window_outlines.push(WindowEntry {
+                    poi,
+                    offset,
+                    bytes,
+                    features,
+                });
+                offset += u64::from(bytes);
+            }
+            outputs.window_rejects.extend(part.rejects);
+        }
+        if offset != outputs.window.len {
+            return Err(Error::input(
+                &outputs.window.path,
+                format!(
+                    "the checkpoint's batches list {offset} bytes of outlines in the open window, but it recorded {} (use --fresh to start over)",
+                    outputs.window.len
+                ),
+            ));
+        }
+        Ok(outputs)
     }
 
-    /// Appends one batch's features and rejects, in order.
-    pub fn write(&mut self, features: &[IsochroneFeature], rejects: &[Reject]) -> Result<()> {
-        for f in features {
+    /// Takes one batch's features and rejects (each in record order, the features of a POI in
+    /// travel-time order); `closes_window` when the batch is the last of its order window.
+    /// Returns what the batch left in the open window, for the checkpoint.
+    pub fn write(
+        &mut self,
+        features: &[(u32, IsochroneFeature)],
+        rejects: &[(u32, Reject)],
+        closes_window: bool,
+    ) -> Result<WindowPart> {
+        let window_empty = self.window_outlines.is_empty() && self.window_rejects.is_empty();
+        if closes_window && window_empty {
+            // The window is this batch, already in record order.
+            for (_, f) in features {
+                self.buf.clear();
+                if self.features > 0 {
+                    self.buf.push(',');
+                }
+                feature_json(&mut self.buf, f);
+                self.features += 1;
+                self.geojson.append(self.buf.as_bytes())?;
+            }
+            let rejects: Vec<&Reject> = rejects.iter().map(|r| &r.1).collect();
+            return self
+                .append_rejects(&rejects)
+                .map(|()| WindowPart::default());
+        }
+        if self.window_closed {
+            self.window.truncate()?;
+            self.window_closed = false;
+        }
+        let mut part = WindowPart {
+            outlines: Vec::new(),
+            rejects: rejects.to_vec(),
+        };
+        for poi in features.chunk_by(|a, b| a.0 == b.0) {
             self.buf.clear();
+            for (n, (_, f)) in poi.iter().enumerate() {
+                if n > 0 {
+                    self.buf.push(',');
+                }
+                feature_json(&mut self.buf, f);
+            }
+            let entry = WindowEntry {
+                poi: poi[0].0,
+                offset: self.window.len,
+                bytes: u32::try_from(self.buf.len()).map_err(|_| {
+                    Error::output(&self.window.path, "one POI's outlines exceed 4 GB")
+                })?,
+                features: poi.len() as u32,
+            };
+            self.window.append(self.buf.as_bytes())?;
+            self.window_outlines.push(entry);
+            part.outlines.push((entry.poi, entry.bytes, entry.features));
+        }
+        self.window_rejects.extend_from_slice(rejects);
+        if closes_window {
+            self.close_window()?;
+            return Ok(WindowPart::default());
+        }
+        Ok(part)
+    }
+
+    /// Copies the open window's outlines and rejects into the parts, in record order.
+    fn close_window(&mut self) -> Result<()> {
+        if self.window_outlines.is_empty() && self.window_rejects.is_empty() {
+            return Ok(());
+        }
+        self.window.flush()?;
+        let file = std::fs::File::open(&self.window.path)
+            .map_err(|e| Error::output(&self.window.path, e))?;
+        let mut outlines = std::mem::take(&mut self.window_outlines);
+        outlines.sort_unstable_by_key(|e| e.poi);
+        let mut bytes = Vec::new();
+        for e in outlines {
+            bytes.clear();
             if self.features > 0 {
-                self.buf.push(',');
+                bytes.push(b',');
             }
-            feature_json(&mut self.buf, f);
-            self.features += 1;
-            self.geojson.append(self.buf.as_bytes())?;
+            let from = bytes.len();
+            bytes.resize(from + e.bytes as usize, 0);
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes[from..], e.offset)
+                .map_err(|err| Error::input(&self.window.path, err))?;
+            self.features += u64::from(e.features);
+            self.geojson.append(&bytes)?;
         }
-        if !rejects.is_empty() {
-            let mut csv = csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(Vec::new());
-            for r in rejects {
-                csv.write_record([
-                    r.source.as_str(),
-                    r.id.as_deref().unwrap_or(""),
-                    r.reason.as_str(),
-                ])
-                .map_err(|e| Error::output(&self.rejects.path, e))?;
-            }
-            let bytes = csv
-                .into_inner()
-                .map_err(|e| Error::output(&self.rejects.path, e.to_string()))?;
-            self.rejects.append(&bytes)?;
-        }
+        let mut rejects = std::mem::take(&mut self.window_rejects);
+        rejects.sort_by_key(|r| r.0);
+        let rejects: Vec<&Reject> = rejects.iter().map(|r| &r.1).collect();
+        self.append_rejects(&rejects)?;
+        self.window_closed = true;
         Ok(())
     }
 
-    /// Flushes both parts; what a checkpoint records after a batch.
+    /// Appends `rejects` to the rejects part, as CSV lines.
+    fn append_rejects(&mut self, rejects: &[&Reject]) -> Result<()> {
+        if rejects.is_empty() {
+            return Ok(());
+        }
+        let mut csv = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        for r in rejects {
+            csv.write_record([
+                r.source.as_str(),
+                r.id.as_deref().unwrap_or(""),
+                r.reason.as_str(),
+            ])
+            .map_err(|e| Error::output(&self.rejects.path, e))?;
+        }
+        let bytes = csv
+            .into_inner()
+            .map_err(|e| Error::output(&self.rejects.path, e.to_string()))?;
+        self.rejects.append(&bytes)
+    }
+
+    /// Flushes the parts; what a checkpoint records after a batch.
     pub fn progress(&mut self) -> Result<StreamProgress> {
+        let window_bytes = self.window.flush()?;
         Ok(StreamProgress {
             geojson_bytes: self.geojson.flush()?,
             features: self.features,
             rejects_bytes: self.rejects.flush()?,
+            window_bytes: if self.window_closed { 0 } else { window_bytes },
         })
     }
 
-    /// Puts `isochrones.geojson` and `rejects.csv` into `out`.
-    pub fn finish(self, out: &Path) -> Result<()> {
-        self.geojson
-            .finish_into(&out.join("isochrones.geojson"), GEOJSON_FOOTER)?;
-        self.rejects.finish_into(&out.join("rejects.csv"), b"")
+    /// Closes the last window and puts `isochrones.geojson` and `rejects.csv` into `out`.
+    pub fn finish(mut self, out: &Path) -> Result<()> {
+        self.close_window()?;
+        let StreamedOutputs {
+            geojson, rejects, ..
+        } = self;
+        geojson.finish_into(&out.join("isochrones.geojson"), GEOJSON_FOOTER)?;
+        rejects.finish_into(&out.join("rejects.csv"), b"")
     }
 }
 

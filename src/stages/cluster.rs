@@ -73,7 +73,7 @@ pub fn default_tile_m(reach_m: f64) -> f64 {
 pub const MAX_CLUSTER_POIS: usize = 64;
 
 /// The position of `p` along a Z-curve (Morton order) of 250 m cells.
-fn z_order(p: Coord<f64>) -> u64 {
+pub(crate) fn z_order(p: Coord<f64>) -> u64 {
     // Cells counted from far west and south of any US coordinate, so that they are positive.
     let cell = |v: f64| ((v / 250.0).floor() as i64 + (1 << 31)).clamp(0, u32::MAX as i64) as u64;
     let spread = |mut v: u64| {

@@ -1,6 +1,6 @@
 //! The stages of a run, each a function of a batch with serializable results:
 //!
-//! `cluster` (POIs of a batch grouped by tile, each group with the box of network it may use)
+//! `order` (the source's records cut into batches of neighbours along a Z-curve) → `cluster` (POIs of a batch grouped by tile, each group with the box of network it may use)
 //! → `network` (network-fetch: the slice of the road graph serving a cluster, snap points) →
 //! `isochrone` (bounded Dijkstra per POI, rasterised onto the analysis grid) → `census_join`
 //! (block groups reached, coverage) → `distance` (straight-line and network nearest POI per
@@ -13,3 +13,4 @@ pub mod cluster;
 pub mod distance;
 pub mod isochrone;
 pub mod network;
+pub mod order;

@@ -1,0 +1,159 @@
+//! The source's order: POI records are read a window of batches at a time and cut into
+//! batches along a Z-curve (Morton order) of the map.
+//!
+//! A file in random order scatters every batch over the whole region: each tile then holds one
+//! or two of a batch's POIs, a worker's network slice serves one cluster, and POIs never share
+//! a lane search ([`crate::stages::isochrone::lane_isochrones`]). Sorted along a Z-curve,
+//! consecutive POIs are neighbours at every scale, so a batch covers a compact part of the
+//! map and consecutive batches cover neighbouring parts. Only the order of computation
+//! changes: the sink puts every output back into record order
+//! ([`crate::output::StreamedOutputs`]), so results do not depend on the window.
+//!
+//! Batches are still numbered from 0 and every batch but the last has `batch_size` records,
+//! so a run's batch count is the same whatever the window; window `w` holds batches
+//! `w·window .. (w + 1)·window` and the records `w·window·batch_size ..` of the file.
+
+use crate::dataflow::PoiRecords;
+use crate::error::Result;
+use crate::geom::albers::to_5070;
+use crate::poi::PoiRecord;
+use crate::stages::cluster::z_order;
+
+/// Batches cut from windows of records sorted along a Z-curve.
+pub struct WindowedBatches {
+    records: Box<dyn PoiRecords>,
+    batch_size: usize,
+    window_records: usize,
+    /// The current window's records, sorted, reversed: batches are cut from the end.
+    window: Vec<PoiRecord>,
+}
+
+impl WindowedBatches {
+    /// Batches of `batch_size` records from `records`, ordered `window` batches at a time
+    /// (a `window` of 1 keeps the file's order).
+    pub fn new(records: Box<dyn PoiRecords>, batch_size: usize, window: usize) -> Self {
+        let batch_size = batch_size.max(1);
+        WindowedBatches {
+            records,
+            batch_size,
+            window_records: batch_size.saturating_mul(window.max(1)),
+            window: Vec::new(),
+        }
+    }
+
+    /// The next batch; `None` at the end of the records.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<PoiRecord>>> {
+        if self.window.is_empty() {
+            self.fill()?;
+        }
+        if self.window.is_empty() {
+            return Ok(None);
+        }
+        let from = self.window.len().saturating_sub(self.batch_size);
+        let mut batch = self.window.split_off(from);
+        batch.reverse();
+        Ok(Some(batch))
+    }
+
+    /// Reads the next window and sorts it: records rejected while reading first (they have no
+    /// position), then POIs along the Z-curve, ties in record order.
+    fn fill(&mut self) -> Result<()> {
+        while self.window.len() < self.window_records {
+            let want = (self.window_records - self.window.len()).min(self.batch_size);
+            match self.records.next_batch(want)? {
+                Some(records) => self.window.extend(records),
+                None => break,
+            }
+        }
+        if self.window_records > self.batch_size {
+            self.window.sort_by_cached_key(|(k, r)| match r {
+                Err(_) => (0, 0, *k),
+                Ok(p) => (1, z_order(to_5070(p.lon, p.lat)), *k),
+            });
+        }
+        self.window.reverse();
+        Ok(())
+    }
+
+    /// The records source, read as far as the batches taken.
+    pub fn into_records(self) -> Box<dyn PoiRecords> {
+        self.records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataflow::RecordsInMemory;
+    use crate::types::{Poi, Reject};
+
+    fn poi(k: u32, lon: f64, lat: f64) -> PoiRecord {
+        (
+            k,
+            Ok(Poi {
+                id: format!("p{k}"),
+                name: String::new(),
+                kind: "custom".into(),
+                lon,
+                lat,
+                state: None,
+                tags: Default::default(),
+                source: format!("line {}", k + 2),
+            }),
+        )
+    }
+
+    fn ids(batch: &[PoiRecord]) -> Vec<u32> {
+        batch.iter().map(|r| r.0).collect()
+    }
+
+    fn all(mut b: WindowedBatches) -> Vec<Vec<u32>> {
+        let mut out = Vec::new();
+        while let Some(batch) = b.next_batch().unwrap() {
+            out.push(ids(&batch));
+        }
+        out
+    }
+
+    /// Eleven records alternating between two towns 50 km apart, and one reject.
+    fn records() -> Vec<PoiRecord> {
+        let mut r: Vec<PoiRecord> = (0..11)
+            .map(|k| {
+                let east = if k % 2 == 0 { 0.0 } else { 0.6 };
+                poi(k, -77.0 + east + 0.001 * f64::from(k), 38.9)
+            })
+            .collect();
+        r.insert(
+            5,
+            (
+                11,
+                Err(Reject {
+                    source: "line 13".into(),
+                    id: None,
+                    reason: "no coordinates".into(),
+                }),
+            ),
+        );
+        r
+    }
+
+    #[test]
+    fn a_window_is_cut_into_batches_of_neighbours() {
+        let b = WindowedBatches::new(Box::new(RecordsInMemory::new(records())), 3, 2);
+        // Window 1: the first six records (0 1 2 3 4 and the reject 11); window 2: the rest.
+        // In each, the reject first, then the western town (even), then the eastern (odd).
+        assert_eq!(
+            all(b),
+            vec![vec![11, 0, 2], vec![4, 1, 3], vec![6, 8, 10], vec![5, 7, 9],]
+        );
+    }
+
+    #[test]
+    fn a_window_of_one_batch_keeps_the_file_order() {
+        let b = WindowedBatches::new(Box::new(RecordsInMemory::new(records())), 5, 1);
+        assert_eq!(
+            all(b),
+            vec![vec![0, 1, 2, 3, 4], vec![11, 5, 6, 7, 8], vec![9, 10],]
+        );
+    }
+}

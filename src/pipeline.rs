@@ -680,7 +680,7 @@ struct RunSink {
 
 impl BatchSink for RunSink {
     fn batch(&mut self, b: BatchResult) -> Result<()> {
-        let closes_window = (b.id + 1) % self.order_window == 0;
+        let closes_window = (b.id + 1).is_multiple_of(self.order_window);
         let window = self.streams.write(&b.features, &b.rejects, closes_window)?;
         fault_point("sink", b.id);
         let rec = BatchRecord {

@@ -7,7 +7,8 @@
 //! per network, the cells near it and the stretch of the link near each
 //! ([`LinkCells`], [`crate::geom::corridor`]), and the earliest time on that stretch is
 //! where it starts or ends. Enclosed unreached areas up to `max_hole_m2` are filled. The
-//! result is the set of cells with the earliest arrival time in each: one search serves every travel time, the
+//! result is the set of cells, each with the shortest travel time within which it is reached:
+//! one search serves every travel time, the
 //! polygon of the isochrone is the exact outline of its cells
 //! ([`crate::geom::grid::trace_cells`]), and its area is the cell count times the cell area
 //! (EPSG:5070 is equal-area). Unlike the original's convex hull, rivers, highways without
@@ -79,8 +80,10 @@ pub struct PoiIsochrone {
     pub snap: Snap,
     /// Nodes the search settled.
     pub settled_nodes: u32,
-    /// Reached cells, sorted, each with the earliest arrival time (ms) within the longest
-    /// travel time. The isochrone for `T` minutes is the cells with time ≤ `T`.
+    /// Reached cells, sorted, each with the shortest travel time (ms) within which it is
+    /// reached: the isochrone for `T` minutes is the cells with time ≤ `T`. (Nothing needs
+    /// finer times, and without them the cells of many POIs are found with bit masks, see
+    /// [`lane_isochrones`].)
     pub cells: Vec<(Cell, Millis)>,
 }
 
@@ -180,12 +183,10 @@ pub struct IsochroneWorkspace {
     seen: Vec<u8>,
     queue: Vec<u32>,
     component: Vec<u32>,
-    /// Lane isochrones ([`lane_isochrones`]): the search, and a raster with one time per lane
-    /// in each cell.
+    /// Lane isochrones ([`lane_isochrones`]): the search, and per travel time a raster of
+    /// lane masks (the lanes reaching each cell within it), travel time after travel time.
     lanes: LaneSearch,
-    lane_raster: Vec<LaneTimes>,
-    /// The lane raster transposed: lane after lane.
-    lane_major: Vec<Millis>,
+    lane_masks: Vec<LaneMask>,
     /// Hole filling of a lane raster: per cell, the lanes not reached, and those of them
     /// outside.
     lane_open: Vec<LaneMask>,
@@ -537,37 +538,52 @@ pub fn lane_isochrones(
             .map(|lane| isochrone(lane, Vec::new()))
             .collect();
     };
-    ws.lane_raster.clear();
-    ws.lane_raster.resize(w * h, [Millis::MAX; LANES]);
+    let limits = params.limits_ms();
+    let n = w * h;
+    ws.lane_masks.clear();
+    ws.lane_masks.resize(n * limits.len(), 0);
     let lanes = LaneLinks {
         link_cells,
         search: &ws.lanes,
         snaps: pois,
         snap_ramps: &snap_ramps,
-        limit,
+        limits: &limits,
         c0,
         h,
+        n,
     };
-    lanes.raster(&ws.reached, &mut ws.lane_raster);
+    lanes.raster(&ws.reached, &mut ws.lane_masks);
 
     // 3. Holes, every lane at once.
     fill_lane_holes(ws, w, h, params);
 
-    // 4. The cells, lane by lane. The lane raster is transposed once (each cell's line read
-    // once); taking one lane out of it directly would read every line once per lane.
-    let n = w * h;
-    ws.lane_major.clear();
-    ws.lane_major.resize(n * pois.len(), 0);
-    for (k, cell) in ws.lane_raster.iter().enumerate() {
-        for (lane, &t) in cell[..pois.len()].iter().enumerate() {
-            ws.lane_major[lane * n + k] = t;
+    // 4. The cells, lane by lane, in cell order, each with the shortest travel time reaching it
+    // (the masks of the longest hold every reached cell).
+    let mut cells: Vec<Vec<(Cell, Millis)>> = vec![Vec::new(); pois.len()];
+    let longest = &ws.lane_masks[(limits.len() - 1) * n..];
+    for i in 0..w {
+        for j in 0..h {
+            let k = i * h + j;
+            let mut lanes = longest[k];
+            while lanes != 0 {
+                let lane = lanes.trailing_zeros() as usize;
+                let bit: LaneMask = 1 << lane;
+                lanes &= !bit;
+                let first = (0..limits.len())
+                    .find(|&t| ws.lane_masks[t * n + k] & bit != 0)
+                    .unwrap_or(limits.len() - 1);
+                let cell = Cell {
+                    i: c0.i + i as i32,
+                    j: c0.j + j as i32,
+                };
+                cells[lane].push((cell, limits[first]));
+            }
         }
     }
-    (0..pois.len())
-        .map(|lane| {
-            let raster = &ws.lane_major[lane * n..(lane + 1) * n];
-            isochrone(lane, list_cells(raster, w, h, c0, limit))
-        })
+    cells
+        .into_iter()
+        .enumerate()
+        .map(|(lane, cells)| isochrone(lane, cells))
         .collect()
 }
 
@@ -589,17 +605,11 @@ fn fill_lane_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, params: &Iso
         return;
     }
     let n = w * h;
-    for &m in &params.travel_times_min {
-        let limit = minutes_to_ms(m);
+    let times = params.travel_times_min.len();
+    for t in 0..times {
         let open = &mut ws.lane_open;
         open.clear();
-        open.extend(ws.lane_raster.iter().map(|t| {
-            let mut mask: LaneMask = 0;
-            for (lane, &t) in t.iter().enumerate() {
-                mask |= LaneMask::from(t > limit) << lane;
-            }
-            mask
-        }));
+        open.extend(ws.lane_masks[t * n..(t + 1) * n].iter().map(|m| !m));
         let outside = &mut ws.lane_outside;
         outside.clear();
         outside.resize(n, 0);
@@ -661,8 +671,11 @@ fn fill_lane_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, params: &Iso
                     join
                 });
                 if hole.len() <= max_cells {
+                    // Reached within this travel time, so within every longer one too.
                     for &k in &hole {
-                        ws.lane_raster[k as usize][lane] = limit;
+                        for longer in t..times {
+                            ws.lane_masks[longer * n + k as usize] |= bit;
+                        }
                     }
                 }
             }
@@ -670,26 +683,27 @@ fn fill_lane_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, params: &Iso
     }
 }
 
-/// The cells of `raster` (`w` columns of `h` cells from `c0`) reached within `limit`, in cell
-/// order (i, then j), with their times.
+/// The cells of `raster` (`w` columns of `h` cells from `c0`) reached within the longest of
+/// `limits` (ascending), in cell order (i, then j), each with the shortest of the limits its
+/// time is within.
 fn list_cells(
     raster: &[Millis],
     w: usize,
     h: usize,
     c0: Cell,
-    limit: Millis,
+    limits: &[Millis],
 ) -> Vec<(Cell, Millis)> {
     let mut cells = Vec::new();
     for i in 0..w {
         for j in 0..h {
             let t = raster[i * h + j];
-            if t <= limit {
+            if let Some(&within) = limits.iter().find(|&&l| t <= l) {
                 cells.push((
                     Cell {
                         i: c0.i + i as i32,
                         j: c0.j + j as i32,
                     },
-                    t,
+                    within,
                 ));
             }
         }
@@ -704,36 +718,38 @@ struct LaneLinks<'a> {
     /// Each lane's POI and snap, and the ramps on its own link ([`snap_ramps`]).
     snaps: &'a [(u32, Snap)],
     snap_ramps: &'a [([Ramp; 2], usize)],
-    limit: Millis,
-    /// The raster: columns of `h` cells from `c0`.
+    /// The travel times, ms, ascending.
+    limits: &'a [Millis],
+    /// The rasters: columns of `h` cells from `c0`, `n` cells, one raster per travel time.
     c0: Cell,
     h: usize,
+    n: usize,
 }
 
 impl LaneLinks<'_> {
-    /// Writes every lane's earliest time into the cells of `links`.
-    fn raster(&self, links: &[LinkId], raster: &mut [LaneTimes]) {
+    /// Sets, in the mask raster of each travel time, the lanes reaching each cell of `links`
+    /// within it.
+    fn raster(&self, links: &[LinkId], masks: &mut [LaneMask]) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
-            unsafe { self.raster_avx2(links, raster) };
+            unsafe { self.raster_avx2(links, masks) };
             return;
         }
-        self.raster_links(links, raster);
+        self.raster_links(links, masks);
     }
 
-    /// [`LaneLinks::raster_links`] compiled for AVX2: four lanes' `f64` times or eight
-    /// lanes' `u32` times per instruction.
+    /// [`LaneLinks::raster_links`] compiled for AVX2: eight lanes' `u32` times per instruction.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn raster_avx2(&self, links: &[LinkId], raster: &mut [LaneTimes]) {
-        self.raster_links(links, raster);
+    unsafe fn raster_avx2(&self, links: &[LinkId], masks: &mut [LaneMask]) {
+        self.raster_links(links, masks);
     }
 
     #[inline(always)]
-    fn raster_links(&self, links: &[LinkId], raster: &mut [LaneTimes]) {
+    fn raster_links(&self, links: &[LinkId], masks: &mut [LaneMask]) {
         const NONE: LaneTimes = [UNREACHED; LANES];
-        let (limit, lim) = (self.limit, self.limit as f64);
+        let longest = *self.limits.last().expect("at least one travel time");
         for &l in links {
             let link = self.link_cells.ends[l as usize];
             let spans = self.link_cells.of(l);
@@ -745,66 +761,52 @@ impl LaneLinks<'_> {
                 Some((tail, tt)) => (self.search.times(tail), tt),
                 None => (&NONE, 0),
             };
-            // Per lane, the ramps of the two edges (as `edge_ramp` makes them). A lane whose
-            // reached edges both cover the whole link — inside the isochrone, nearly every
-            // lane — has at most one ramp along the link, starting at the tail's time, and
-            // one against it, starting at the tail's time plus the edge's: `t0` is +∞ where
-            // the lane has none. Whether a ramp is full is decided in integers
-            // (`du + tt ≤ limit` is exactly `(lim − du) / tt ≥ 1`, times being whole
-            // milliseconds far below 2⁵³).
-            // Clamped so that the sums below cannot overflow (a tail time is at most
-            // UNREACHED = 2³⁰); any edge longer than the limit is partial anyway.
-            let (cap_along, cap_against) = (tt_along.min(limit + 1), tt_against.min(limit + 1));
-            let mut full = [[f64::INFINITY; LANES]; 2];
-            let mut partial = 0u32;
-            let mut any_full = false;
+            // Per lane, the latest time on the link of its best edge that covers the whole
+            // link: a lane whose edge reaches the link's other end within a travel time
+            // reaches every cell of the link within it (no point of the link is later than
+            // that end, and the rounded cell time of `raster_link` cannot exceed a whole
+            // number of ms it is below). Tail times are at most UNREACHED = 2³⁰ and edge
+            // times are clamped above the longest limit, so the sums cannot overflow.
+            let (cap_along, cap_against) = (tt_along.min(longest + 1), tt_against.min(longest + 1));
+            let mut whole_by = [Millis::MAX; LANES];
+            let mut reached: LaneMask = 0;
             for lane in 0..LANES {
                 let (ta, tb) = (along[lane], against[lane]);
-                let reach_a = ta <= limit;
-                let reach_b = tb <= limit;
-                let full_a = reach_a && ta + cap_along <= limit;
-                let full_b = reach_b && tb + cap_against <= limit;
-                let is_full = (reach_a || reach_b) && reach_a == full_a && reach_b == full_b;
-                full[0][lane] = if is_full && reach_a {
-                    ta as f64
+                let end_a = if ta <= longest {
+                    ta + cap_along
                 } else {
-                    f64::INFINITY
+                    Millis::MAX
                 };
-                full[1][lane] = if is_full && reach_b {
-                    tb as f64 + tt_against as f64
+                let end_b = if tb <= longest {
+                    tb + cap_against
                 } else {
-                    f64::INFINITY
+                    Millis::MAX
                 };
-                any_full |= is_full;
-                partial |= u32::from((reach_a || reach_b) && !is_full) << lane;
+                whole_by[lane] = end_a.min(end_b);
+                reached |= LaneMask::from(ta <= longest || tb <= longest) << lane;
             }
-            // A POI's own link is reached from its snap point too: that lane takes the
-            // general path.
-            for (lane, (_, snap)) in self.snaps.iter().enumerate() {
-                if snap.link == l {
-                    full[0][lane] = f64::INFINITY;
-                    full[1][lane] = f64::INFINITY;
-                    partial |= 1 << lane;
+            // A POI's own link is reached from its snap point too.
+            for (lane, ((_, snap), (_, k))) in self.snaps.iter().zip(self.snap_ramps).enumerate() {
+                if snap.link == l && *k > 0 {
+                    reached |= 1 << lane;
                 }
             }
-            if any_full {
-                let (slope_a, slope_b) = (tt_along as f64, -(tt_against as f64));
-                for span in spans {
-                    let (lo, hi) = (span.lo as f64, span.hi as f64);
-                    let cell = &mut raster[(span.cell.i - self.c0.i) as usize * self.h
-                        + (span.cell.j - self.c0.j) as usize];
-                    for lane in 0..LANES {
-                        // As `raster_full_link`: the along ramp is earliest at the span's
-                        // start, the against ramp at its end; rounded half up.
-                        let a = full[0][lane] + slope_a * lo;
-                        let b = full[1][lane] + slope_b * hi;
-                        let best = if b < a { b } else { a };
-                        // +∞ (no full ramp) rounds to above any limit: it is clamped to 2³¹ − 1
-                        // first, so that the conversion is a plain vector instruction.
-                        let t = (best.max(0.0) + 0.5).min(i32::MAX as f64);
-                        // SAFETY: `t` is finite and within 0 ..= i32::MAX.
-                        let t = unsafe { t.to_int_unchecked::<i32>() } as Millis;
-                        cell[lane] = cell[lane].min(t);
+            if reached == 0 {
+                continue;
+            }
+            // The lanes covering the whole link within each travel time (more with each
+            // longer one); the others reached take the exact path below.
+            let mut partial: LaneMask = 0;
+            for (t, &limit) in self.limits.iter().enumerate() {
+                let mut whole: LaneMask = 0;
+                for (lane, &by) in whole_by.iter().enumerate() {
+                    whole |= LaneMask::from(by <= limit) << lane;
+                }
+                partial |= reached & !whole;
+                if whole != 0 {
+                    let raster = &mut masks[t * self.n..(t + 1) * self.n];
+                    for span in spans {
+                        raster[self.index(span.cell)] |= whole;
                     }
                 }
             }
@@ -818,35 +820,34 @@ impl LaneLinks<'_> {
                     ramps[..k].copy_from_slice(&r[..k]);
                     count = k;
                 }
-                if along[lane] <= limit {
+                let lim = longest as f64;
+                if along[lane] <= longest {
                     ramps[count] = edge_ramp(along[lane] as f64, tt_along as f64, lim, true);
                     count += 1;
                 }
-                if against[lane] <= limit {
+                if against[lane] <= longest {
                     ramps[count] = edge_ramp(against[lane] as f64, tt_against as f64, lim, false);
                     count += 1;
                 }
-                raster_lane(&ramps[..count], lane, spans, raster, self.c0, self.h);
+                let bit: LaneMask = 1 << lane;
+                for span in spans {
+                    if let Some(time) = earliest_on_span(&ramps[..count], span) {
+                        let k = self.index(span.cell);
+                        for (t, &limit) in self.limits.iter().enumerate() {
+                            if time <= limit {
+                                masks[t * self.n + k] |= bit;
+                            }
+                        }
+                    }
+                }
             }
         }
     }
-}
 
-/// [`raster_link`] for one lane of a lane raster, with any number of ramps.
-fn raster_lane(
-    ramps: &[Ramp],
-    lane: usize,
-    spans: &[CellSpan],
-    raster: &mut [LaneTimes],
-    c0: Cell,
-    h: usize,
-) {
-    for span in spans {
-        if let Some(t) = earliest_on_span(ramps, span) {
-            let cell =
-                &mut raster[(span.cell.i - c0.i) as usize * h + (span.cell.j - c0.j) as usize];
-            cell[lane] = cell[lane].min(t);
-        }
+    /// Index of `cell` in a raster.
+    #[inline(always)]
+    fn index(&self, cell: Cell) -> usize {
+        (cell.i - self.c0.i) as usize * self.h + (cell.j - self.c0.j) as usize
     }
 }
 
@@ -867,7 +868,7 @@ fn reached_cells(
             fill_holes(ws, w, h, minutes_to_ms(m), max_hole_cells);
         }
     }
-    list_cells(&ws.raster, w, h, c0, params.limit_ms())
+    list_cells(&ws.raster, w, h, c0, &params.limits_ms())
 }
 
 /// The ramps on a POI's own link, from its snap point in each direction the link can be
@@ -1176,14 +1177,19 @@ mod tests {
         assert_eq!(cells.len(), 62 * 2);
         assert_eq!(cells.first(), Some(&Cell { i: -1, j: -1 }));
         assert_eq!(cells.last(), Some(&Cell { i: 60, j: 0 }));
-        // The earliest point within 10 m of the centre (305, 5) is at x = 305 − √75 m.
-        let t = iso
-            .cells
+        // Every cell is within the one travel time, and carries it.
+        assert!(iso.cells.iter().all(|(_, t)| *t == 60_000));
+        // The earliest point within 10 m of the centre (305, 5) is at x = 305 − √75 m: the
+        // cell's span of the link, and the time there from the snap point at x = 0.
+        let cells = LinkCells::new(&net, &p);
+        let span = cells
+            .of(0)
             .iter()
-            .find(|(c, _)| *c == Cell { i: 30, j: 0 })
-            .map(|(_, t)| *t);
+            .find(|s| s.cell == Cell { i: 30, j: 0 })
+            .expect("the cell is near the road");
+        let (ramps, k) = snap_ramps(&net, &iso.snap, 60_000.0);
+        let t = earliest_on_span(&ramps[..k], span);
         assert_eq!(t, Some(((305.0 - 75f64.sqrt()) * 100.0).round() as Millis));
-        assert!(iso.cells.iter().all(|(_, t)| *t <= 60_000));
     }
 
     #[test]

@@ -6,13 +6,15 @@
 //!   one batch per timestamp)    and workspaces)                       └──exchange to 0──▶ sink
 //! ```
 //!
-//! Worker 0 reads POI records in batches of `batch_size` (one timestamp per batch) and splits
-//! each batch into clusters by spatial tile ([`crate::stages::cluster`]; a crowded tile into
-//! parts). Clusters are spread over the workers by tile, so a worker keeps seeing the same part
+//! Worker 0 reads POI records a window of batches at a time, cuts the window into batches of
+//! `batch_size` neighbours along a Z-curve ([`crate::stages::order`]; one timestamp per batch)
+//! and splits each batch into clusters by spatial tile ([`crate::stages::cluster`]; a crowded
+//! tile into parts). Clusters are spread over the workers by tile, so a worker keeps seeing the same part
 //! of the map and its [`SliceCache`] keeps serving it (a crowded tile's parts alternate
 //! between workers). Each worker fetches the cluster's network slice, computes the isochrones
-//! of up to 16 nearby POIs at once ([`lane_isochrones`]), then takes one POI at a time through
-//! the census-join and outline stages. Cluster outputs go
+//! of up to 16 nearby POIs at once ([`lane_isochrones`]), joins them with the block groups
+//! and counts their coverage from the same lane masks ([`join_lanes`]), then outlines one POI
+//! at a time. Cluster outputs go
 //! back to worker 0, which reassembles every batch in POI order and hands complete batches to
 //! the sink strictly in batch order: outputs do not depend on the number of workers, the batch
 //! size or the order in which clusters finish.
@@ -33,7 +35,7 @@ use crate::graph::snap::Snap;
 use crate::output::IsochroneFeature;
 use crate::poi::PoiRecord;
 use crate::stages::census_join::{
-    CensusIndex, CoverageCounts, CoverageDelta, JoinWorkspace, join_poi,
+    CensusIndex, CoverageCounts, CoverageDelta, JoinWorkspace, join_lanes, join_poi,
 };
 use crate::stages::cluster::{Cluster, ClusterParams, cluster_batch};
 use crate::stages::isochrone::{
@@ -324,8 +326,9 @@ pub fn process_cluster(
     };
     // The POIs in groups of up to LANES neighbours (the snapped link's start node: node ids
     // follow a Hilbert curve), each group's isochrones in one lane search and one pass over
-    // their links ([`lane_isochrones`]), then one POI at a time through the other stages, so
-    // that a worker holds one group's raw isochrone cells, not a cluster's.
+    // their links ([`lane_isochrones`]), joined and counted from its lane masks, then one POI
+    // at a time through the outlines, so that a worker holds one group's raw isochrone cells,
+    // not a cluster's.
     let t = Instant::now();
     let mut snapped = Vec::with_capacity(cluster.pois.len());
     for (k, poi) in cluster.pois {
@@ -349,30 +352,55 @@ pub fn process_cluster(
         }
         let group = &snapped[group.clone()];
         let t = Instant::now();
-        let isochrones = if let [(k, _, snap)] = group {
-            vec![poi_isochrone(
+        // Each POI's isochrone and the block groups it reaches. A group's are joined in one
+        // pass over its lane masks, and counted into the coverage the same way.
+        let (isochrones, reach) = if let [(k, _, snap)] = group {
+            let iso = poi_isochrone(
                 &slice.network,
                 &slice.link_cells,
                 &ctx.params,
                 *k,
                 *snap,
                 &mut ws.iso,
-            )]
+            );
+            out.stage_seconds[0] += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let reach = reach_of(ctx, &iso, ws);
+            // Counts of one more POI only grow: adding cannot underflow.
+            let _ = coverage.add(&iso, 1);
+            out.stage_seconds[1] += t.elapsed().as_secs_f64();
+            (vec![iso], vec![reach])
         } else {
             let lanes: Vec<(u32, Snap)> = group.iter().map(|(k, _, snap)| (*k, *snap)).collect();
-            lane_isochrones(
+            let isochrones = lane_isochrones(
                 &slice.network,
                 &slice.link_cells,
                 &ctx.params,
                 &lanes,
                 &mut ws.iso,
-            )
+            );
+            out.stage_seconds[0] += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let reach = match ws.iso.lane_raster() {
+                Some(raster) => {
+                    coverage.add_lanes(&raster);
+                    join_lanes(&ctx.census, &raster, group.len())
+                }
+                None => vec![Vec::new(); group.len()],
+            };
+            out.stage_seconds[1] += t.elapsed().as_secs_f64();
+            (isochrones, reach)
         };
-        out.stage_seconds[0] += t.elapsed().as_secs_f64();
-        for ((k, poi, _), iso) in group.iter().zip(isochrones) {
-            let work = poi_work(ctx, poi, *k, iso, Outlines::Yes, ws, &mut out.stage_seconds);
-            // Counts of one more POI only grow: adding cannot underflow.
-            let _ = coverage.add(&work.isochrone, 1);
+        for (((k, poi, _), iso), reach) in group.iter().zip(isochrones).zip(reach) {
+            let work = poi_work(
+                ctx,
+                poi,
+                *k,
+                iso,
+                reach,
+                Outlines::Yes,
+                &mut out.stage_seconds,
+            );
             reached.extend_from_slice(&work.reach);
             out.processed.push(work.processed);
             out.features
@@ -499,22 +527,26 @@ pub fn process_poi(
         &mut ws.iso,
     );
     seconds[0] += t.elapsed().as_secs_f64();
-    Ok(poi_work(ctx, poi, k, result?, outlines, ws, seconds))
+    let iso = result?;
+    let t = Instant::now();
+    let reach = reach_of(ctx, &iso, ws);
+    seconds[1] += t.elapsed().as_secs_f64();
+    Ok(poi_work(ctx, poi, k, iso, reach, outlines, seconds))
 }
 
-/// The census-join and outline stages of one POI (record index `k`) whose isochrone is
-/// `iso`, timed into `seconds[1]` and `seconds[2]`.
+/// The rest of the census-join stage and the outline stage of one POI (record index `k`)
+/// whose isochrone is `iso` and which reaches `reach` ([`reach_of`]), timed into
+/// `seconds[1]` and `seconds[2]`.
 fn poi_work(
     ctx: &RunContext,
     poi: &Poi,
     k: u32,
     iso: PoiIsochrone,
+    reach: Vec<(u32, u8)>,
     outlines: Outlines,
-    ws: &mut WorkerState,
     seconds: &mut [f64; 3],
 ) -> PoiWork {
     let t = Instant::now();
-    let reach = reach_of(ctx, &iso, ws);
     let processed = ProcessedPoi {
         poi: k,
         id: poi.id.clone(),

@@ -8,7 +8,7 @@
 //! area inside the union is the sum of its overlap areas over the union's cells: exact, with
 //! no polygon boolean operations per POI.
 
-use super::isochrone::PoiIsochrone;
+use super::isochrone::{LaneMask, LaneRaster, PoiIsochrone};
 use crate::census::BlockGroup;
 use crate::geom::albers::{from_5070, to_5070};
 use crate::geom::clip::cell_overlaps;
@@ -243,6 +243,46 @@ pub fn join_poi(index: &CensusIndex, iso: &PoiIsochrone, ws: &mut JoinWorkspace)
     reach
 }
 
+/// The block groups each lane of `raster` reaches, each with the index of the shortest travel
+/// time within which it does: for every lane, what [`join_poi`] gives for that lane's
+/// isochrone, reduced to travel-time indices. One pass over the block groups' cells serves all
+/// the lanes: their masks are or-ed over the cells of each block group.
+pub fn join_lanes(
+    index: &CensusIndex,
+    raster: &LaneRaster<'_>,
+    lanes: usize,
+) -> Vec<Vec<(u32, u8)>> {
+    let mut reach = vec![Vec::new(); lanes];
+    let (i0, j0) = (raster.c0.i, raster.c0.j);
+    let (i1, j1) = (i0 + raster.w as i32 - 1, j0 + raster.h as i32 - 1);
+    let mut within: Vec<LaneMask> = vec![0; raster.times];
+    for k in index.candidates(raster.c0, Cell { i: i1, j: j1 }) {
+        within.fill(0);
+        let bg = &index.block_groups[k as usize];
+        for &[i, ja, jb] in bg.prepared(&index.grid).runs.as_slice() {
+            let (a, b) = (ja.max(j0), jb.min(j1));
+            if i < i0 || i > i1 || a > b {
+                continue;
+            }
+            let col = (i - i0) as usize * raster.h;
+            let (a, b) = (col + (a - j0) as usize, col + (b - j0) as usize);
+            for (t, lanes) in within.iter_mut().enumerate() {
+                *lanes = raster.within(t)[a..=b].iter().fold(*lanes, |m, l| m | l);
+            }
+        }
+        let mut left = within[raster.times - 1];
+        while left != 0 {
+            let lane = left.trailing_zeros() as usize;
+            let bit: LaneMask = 1 << lane;
+            left &= !bit;
+            if let Some(first) = within.iter().position(|l| l & bit != 0) {
+                reach[lane].push((k, first as u8));
+            }
+        }
+    }
+    reach
+}
+
 /// Hashes grid cells with one multiplication (Fibonacci hashing of the packed coordinates):
 /// [`Coverage`] looks up a tile for every few isochrone cells, and SipHash once cost more than
 /// the rest of the join. Cell coordinates are not attacker-controlled, so no DoS-resistant
@@ -360,6 +400,36 @@ impl CoverageCounts {
         }
         self.limits = limits;
         result
+    }
+
+    /// Adds the isochrone of every lane of `raster` (of the same travel times): what
+    /// [`CoverageCounts::add`] of each lane's isochrone adds, in one pass over the raster.
+    pub fn add_lanes(&mut self, raster: &LaneRaster<'_>) {
+        let n = self.classes();
+        debug_assert_eq!(n, raster.times, "the same travel times");
+        let longest = raster.within(raster.times - 1);
+        for i in 0..raster.w {
+            let mut key = Cell { i: i32::MIN, j: 0 };
+            let mut tile: &mut [u32] = &mut [];
+            for j in 0..raster.h {
+                let k = i * raster.h + j;
+                if longest[k] == 0 {
+                    continue;
+                }
+                let (tk, at) = tile_of(Cell {
+                    i: raster.c0.i + i as i32,
+                    j: raster.c0.j + j as i32,
+                });
+                if tk != key {
+                    key = tk;
+                    tile = self.tile_mut(key, n);
+                }
+                for (t, e) in tile[at * n..at * n + n].iter_mut().enumerate() {
+                    // Counts of more POIs only grow; at most 16 per group.
+                    *e = e.saturating_add(raster.within(t)[k].count_ones());
+                }
+            }
+        }
     }
 
     /// Applies a delta (of counts with the same travel times).

@@ -187,13 +187,55 @@ pub struct IsochroneWorkspace {
     /// lane masks (the lanes reaching each cell within it), travel time after travel time.
     lanes: LaneSearch,
     lane_masks: Vec<LaneMask>,
+    /// The mask rasters' first cell, columns, rows and travel times; `None` when the last
+    /// lane isochrones reached nothing.
+    lane_frame: Option<(Cell, usize, usize, usize)>,
     /// Hole filling of a lane raster: per cell, the lanes not reached, and those of them
     /// outside.
     lane_open: Vec<LaneMask>,
     lane_outside: Vec<LaneMask>,
 }
 
+/// The lanes reaching each cell after [`lane_isochrones`]: for the later stages, which can
+/// then take a group of POIs in one pass instead of one pass per POI.
+pub struct LaneRaster<'a> {
+    /// Travel time after travel time (shortest first), a raster of `w` columns of `h` cells
+    /// from `c0`: the lanes reaching each cell within that time, holes filled. A cell of a
+    /// lane's mask is a cell of that lane's isochrone, with the shortest travel time whose
+    /// mask holds it.
+    pub masks: &'a [LaneMask],
+    /// The first cell.
+    pub c0: Cell,
+    /// Columns.
+    pub w: usize,
+    /// Cells per column.
+    pub h: usize,
+    /// Travel times.
+    pub times: usize,
+}
+
+impl LaneRaster<'_> {
+    /// The mask raster of the `t`-th travel time.
+    #[inline]
+    pub fn within(&self, t: usize) -> &[LaneMask] {
+        let n = self.w * self.h;
+        &self.masks[t * n..(t + 1) * n]
+    }
+}
+
 impl IsochroneWorkspace {
+    /// The lane masks of the last [`lane_isochrones`]; `None` when they reached no cell.
+    pub fn lane_raster(&self) -> Option<LaneRaster<'_>> {
+        let (c0, w, h, times) = self.lane_frame?;
+        Some(LaneRaster {
+            masks: &self.lane_masks[..w * h * times],
+            c0,
+            w,
+            h,
+            times,
+        })
+    }
+
     /// A workspace sized for `network`.
     pub fn new(network: &Network) -> Self {
         IsochroneWorkspace {
@@ -533,6 +575,7 @@ pub fn lane_isochrones(
         settled_nodes: settled[lane],
         cells,
     };
+    ws.lane_frame = None;
     let Some((c0, w, h)) = ws.raster_frame(link_cells) else {
         return (0..pois.len())
             .map(|lane| isochrone(lane, Vec::new()))
@@ -540,6 +583,7 @@ pub fn lane_isochrones(
     };
     let limits = params.limits_ms();
     let n = w * h;
+    ws.lane_frame = Some((c0, w, h, limits.len()));
     ws.lane_masks.clear();
     ws.lane_masks.resize(n * limits.len(), 0);
     let lanes = LaneLinks {
@@ -588,7 +632,7 @@ pub fn lane_isochrones(
 }
 
 /// A set of lanes, one bit each.
-type LaneMask = u16;
+pub type LaneMask = u16;
 const _: () = assert!(LANES <= LaneMask::BITS as usize);
 
 /// [`fill_holes`] for every lane of the lane raster (`w` columns of `h` cells) at once, travel
@@ -1470,6 +1514,69 @@ mod tests {
         )
     }
 
+    /// The block groups each lane's masks reach ([`join_lanes`]) and the coverage they add
+    /// ([`CoverageCounts::add_lanes`]) are those of the lane's isochrone, joined and counted one
+    /// at a time. Block groups: 36 rectangles of uneven sizes tiling the random town.
+    fn lane_masks_join_and_count_as_the_isochrones(
+        p: &IsochroneParams,
+        ws: &IsochroneWorkspace,
+        isochrones: &[PoiIsochrone],
+    ) {
+        use crate::census::BlockGroup;
+        use crate::stages::census_join::{
+            CensusIndex, CoverageCounts, JoinWorkspace, join_lanes, join_poi,
+        };
+        use geo::{LineString, MultiPolygon, Polygon};
+        let edges = [-100.0, 450.0, 1000.0, 1400.0, 2100.0, 2600.0, 3400.0];
+        let mut block_groups = Vec::new();
+        for (a, b) in edges.iter().zip(&edges[1..]) {
+            for (c, d) in edges.iter().zip(&edges[1..]) {
+                let ring: Vec<(f64, f64)> = [(a, c), (b, c), (b, d), (a, d), (a, c)]
+                    .iter()
+                    .map(|(x, y)| crate::geom::albers::from_5070(Coord { x: **x, y: **y }))
+                    .collect();
+                block_groups.push(BlockGroup {
+                    geoid: format!("{:012}", block_groups.len()),
+                    boundary: MultiPolygon(vec![Polygon::new(LineString::from(ring), vec![])]),
+                });
+            }
+        }
+        let census = CensusIndex::new(&block_groups, p.grid());
+        let limits = p.limits_ms();
+        let raster = ws.lane_raster().expect("the lanes reach cells");
+        let joined = join_lanes(&census, &raster, isochrones.len());
+        let mut by_lanes = CoverageCounts::new(&limits);
+        by_lanes.add_lanes(&raster);
+        let mut one_by_one = CoverageCounts::new(&limits);
+        let mut join_ws = JoinWorkspace::default();
+        let mut later = 0;
+        for (lane, iso) in isochrones.iter().enumerate() {
+            let want: Vec<(u32, u8)> = join_poi(&census, iso, &mut join_ws)
+                .block_groups
+                .iter()
+                .map(|&(bg, t)| {
+                    (
+                        bg,
+                        limits.iter().position(|&l| t <= l).expect("within") as u8,
+                    )
+                })
+                .collect();
+            assert!(
+                want.len() > 1,
+                "lane {lane} reaches {} block groups",
+                want.len()
+            );
+            later += want.iter().filter(|r| r.1 > 0).count();
+            assert_eq!(joined[lane], want, "lane {lane}");
+            one_by_one.add(iso, 1).expect("counts grow");
+        }
+        assert!(
+            later > 0,
+            "no block group reached only within a longer time"
+        );
+        assert_eq!(by_lanes.to_delta(), one_by_one.to_delta());
+    }
+
     #[test]
     fn lane_isochrones_equal_one_isochrone_at_a_time() {
         for (seed, lanes, spread) in [(1u64, LANES, 400.0), (2, 5, 1500.0), (3, 1, 0.0)] {
@@ -1498,6 +1605,7 @@ mod tests {
             let mut ws = IsochroneWorkspace::new(&net);
             let together = lane_isochrones(&net, &link_cells, &p, &pois, &mut ws);
             assert_eq!(together.len(), pois.len());
+            lane_masks_join_and_count_as_the_isochrones(&p, &ws, &together);
             let mut one_ws = IsochroneWorkspace::new(&net);
             let no_holes = IsochroneParams {
                 max_hole_m2: 0.0,

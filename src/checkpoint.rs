@@ -11,10 +11,11 @@
 //! | `batch/<id, u64 big-endian>` | bincode of the batch's record (see [`crate::pipeline`]) |
 //!
 //! Batches are committed in batch order, each in one write once the sink has appended its
-//! outputs to the part files in `sinks/` beside the database (`isochrones.geojson.part`,
-//! `rejects.csv.part`); the record holds the parts' lengths after the batch. A resumed run
-//! replays the committed records, truncates the parts to the lengths of the last one and goes
-//! on from the next batch. Writes are not fsynced: a killed process loses nothing the
+//! outputs to the files in `sinks/` beside the database (`isochrones.geojson.part`,
+//! `rejects.csv.part`, and the open order window's `isochrones.window.part`, see
+//! [`crate::output::StreamedOutputs`]); the record holds the files' lengths after the batch.
+//! A resumed run replays the committed records, truncates the files to the lengths of the last
+//! one, rebuilds the open window and goes on from the next batch. Writes are not fsynced: a killed process loses nothing the
 //! operating system has accepted; a power cut may lose the last batches, which are then
 //! recomputed.
 

@@ -9,15 +9,16 @@
 //! Worker 0 reads POI records a window of batches at a time, cuts the window into batches of
 //! `batch_size` neighbours along a Z-curve ([`crate::stages::order`]; one timestamp per batch)
 //! and splits each batch into clusters by spatial tile ([`crate::stages::cluster`]; a crowded
-//! tile into parts). Clusters are spread over the workers by tile, so a worker keeps seeing the same part
-//! of the map and its [`SliceCache`] keeps serving it (a crowded tile's parts alternate
-//! between workers). Each worker fetches the cluster's network slice, computes the isochrones
-//! of up to 16 nearby POIs at once ([`lane_isochrones`]), joins them with the block groups
-//! and counts their coverage from the same lane masks ([`join_lanes`]), then outlines one POI
-//! at a time. Cluster outputs go
-//! back to worker 0, which reassembles every batch in POI order and hands complete batches to
-//! the sink strictly in batch order: outputs do not depend on the number of workers, the batch
-//! size or the order in which clusters finish.
+//! tile into parts). Clusters are spread over the workers by tile, so a worker keeps seeing
+//! the same part of the map and its [`SliceCache`] keeps serving it (a crowded tile's parts
+//! alternate between workers). Each worker fetches the cluster's network slice, computes the
+//! isochrones of up to 16 nearby POIs at once ([`lane_isochrones`]), joins them with the
+//! block groups and counts their coverage from the same lane masks ([`join_lanes`]), then
+//! outlines one POI at a time. Cluster outputs go back to worker 0, which reassembles every
+//! batch in POI order and hands complete batches to the sink strictly in batch order (the
+//! sink puts each window's outputs back into record order): outputs do not depend on the
+//! number of workers, the batch size, the order window or the order in which clusters
+//! finish.
 //!
 //! The sink (distance folds, streamed outputs, checkpoint commits) runs on a thread of its
 //! own, so that while it folds batch k the workers already compute batch k + 1: on worker 0 it

@@ -208,6 +208,11 @@ pub fn execute(
                 }
                 Ok(())
             })?;
+            // A finished run's last window was copied out and its window file emptied.
+            if let Some(last) = cp.get::<StreamProgress>(KEY_STREAMS_FINISHED)? {
+                resume = Some(last);
+                window.clear();
+            }
             n
         }
         None => 0,
@@ -244,7 +249,7 @@ pub fn execute(
     })?;
     progress.finish_and_clear();
     let RunSink { streams, acc, .. } = sink;
-    timer.time("write", || streams.finish(out))?;
+    let finished_streams = timer.time("write", || streams.finish(out))?;
     let batch_counts = BatchCounts {
         batches_total: stats.batches,
         batches_resumed: committed,
@@ -320,10 +325,19 @@ pub fn execute(
     output::write_run_json(out, &report)?;
     if let Some(cp) = &checkpoint {
         // The run is whole: `socialmapper add` and `remove` may start from it.
-        cp.put_all(&[(
-            KEY_COMPLETE,
-            Some(crate::checkpoint::encode(&stats.batches)),
-        )])?;
+        cp.put_all(&[
+            (
+                KEY_COMPLETE,
+                Some(crate::checkpoint::encode(&stats.batches)),
+            ),
+            (
+                KEY_STREAMS_FINISHED,
+                Some(crate::checkpoint::encode(&finished_streams)),
+            ),
+        ])?;
+        // Only now, with the parts' final lengths committed: a run killed before still finds
+        // the last window where its batches' records say it is.
+        output::empty_window_file(&cp.sinks_dir())?;
     }
     if !show.quiet {
         eprint!("{}", report.summary());
@@ -377,6 +391,9 @@ pub fn run(cfg: &RunConfig, show: RunOptions) -> Result<RunReport> {
 
 /// Checkpoint key: the number of batches of a finished run.
 pub(crate) const KEY_COMPLETE: &str = "meta/complete";
+/// Checkpoint key: the streamed outputs' parts once a run has finished (its last order window
+/// copied out, the window file emptied).
+const KEY_STREAMS_FINISHED: &str = "meta/streams_finished";
 /// Checkpoint key: the run's configuration.
 pub(crate) const KEY_RUN: &str = "meta/run";
 

@@ -119,6 +119,10 @@ fn killed_runs_resume_to_identical_outputs() {
     let o = run(&s, &base, &base_cp, &[], None);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(batches(&base), (6, 0, 6));
+    // The six batches are one order window, copied out at the end: the finished checkpoint
+    // keeps no copy of it.
+    let window = std::fs::metadata(base_cp.join("sinks/isochrones.window.part")).unwrap();
+    assert_eq!(window.len(), 0, "the finished run's window file is emptied");
     // The same command again resumes every batch and recomputes nothing.
     let again = s.root.join("again");
     let o = run(&s, &again, &base_cp, &[], None);

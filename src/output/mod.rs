@@ -923,13 +923,28 @@ impl StreamedOutputs {
     }
 
     /// Closes the last window and puts `isochrones.geojson` and `rejects.csv` into `out`.
-    pub fn finish(mut self, out: &Path) -> Result<()> {
+    /// Returns where the parts then stand (no window open), for a checkpoint to record.
+    pub fn finish(mut self, out: &Path) -> Result<StreamProgress> {
         self.close_window()?;
+        let mut last = self.progress()?;
+        last.window_bytes = 0;
         let StreamedOutputs {
             geojson, rejects, ..
         } = self;
         geojson.finish_into(&out.join("isochrones.geojson"), GEOJSON_FOOTER)?;
-        rejects.finish_into(&out.join("rejects.csv"), b"")
+        rejects.finish_into(&out.join("rejects.csv"), b"")?;
+        Ok(last)
+    }
+}
+
+/// Empties the window file of the streamed outputs in `parts_dir` (a finished checkpointed
+/// run's last window, copied out: up to gigabytes nobody reads again).
+pub fn empty_window_file(parts_dir: &Path) -> Result<()> {
+    let path = parts_dir.join("isochrones.window.part");
+    match std::fs::OpenOptions::new().write(true).open(&path) {
+        Ok(f) => f.set_len(0).map_err(|e| Error::output(&path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::output(&path, e)),
     }
 }
 

@@ -327,7 +327,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 1024;
 /// Default batches per order window. The denser a window's POIs, the more of them share lane
 /// searches: on a synthetic region of 2 M nodes, 100,000 POIs in random order took 2.76 ms
 /// each with windows of 64 batches of 1024, 2.36 with one window of 98 (3.26 in file order).
-/// 256 batches of 1024 records take about 20 MB of memory; their outlines wait in the window
+/// 256 batches of 1024 records take about 25 MB of memory; their outlines wait in the window
 /// file (about 5 GB for 15-minute drives in a city) before they are put in record order.
 pub const DEFAULT_ORDER_WINDOW: usize = 256;
 

@@ -25,8 +25,8 @@ pub struct WindowedBatches {
     batch_size: usize,
     window_records: usize,
     /// The current window's records, encoded one after the other: a record held as a
-    /// [`PoiRecord`] takes about 330 bytes, encoded about 70, so a window of 256 batches of
-    /// 1024 records holds about 20 MB.
+    /// [`PoiRecord`] takes about 330 bytes, encoded about 70 (plus 32 in `window`), so a
+    /// window of 256 batches of 1024 records holds about 25 MB.
     encoded: Vec<u8>,
     /// The window's records, sorted, reversed (batches are cut from the end): sort key and
     /// where the record lies in `encoded`.
@@ -76,8 +76,9 @@ impl WindowedBatches {
         let mut held = 0;
         while held < self.window_records {
             let want = (self.window_records - held).min(self.batch_size);
-            let Some(records) = self.records.next_batch(want)? else {
-                break;
+            let records = match self.records.next_batch(want)? {
+                Some(records) if !records.is_empty() => records,
+                _ => break,
             };
             held += records.len();
             for record in records {

@@ -167,7 +167,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Batches read ahead and computed in map order, outputs still in record order (default
-    /// 64; 1 computes in file order).
+    /// 256; 1 computes in file order).
     #[arg(long)]
     pub order_window: Option<usize>,
     /// Checkpoint directory (RocksDB; default `checkpoints/<run name>/`). Running the same

@@ -21,6 +21,7 @@ use crate::stages::census_join::{CensusIndex, CoverageCounts, CoverageDelta};
 use crate::stages::cluster::{ClusterParams, default_tile_m, reach_radius_m};
 use crate::stages::distance::{NetworkFold, NetworkNearest, StraightFold};
 use crate::stages::network::{LocalExtract, Network, NetworkSlice};
+use crate::stages::order::{closes_window, window_start};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -196,7 +197,7 @@ pub fn execute(
     let committed = match &checkpoint {
         Some(cp) => {
             let n = cp.committed()?;
-            let window_start = n - n % order_window;
+            let window_start = window_start(n, order_window);
             timer.time("replay", || -> Result<()> {
                 for id in 0..n {
                     let rec: BatchRecord = cp.load(id)?;
@@ -697,7 +698,7 @@ struct RunSink {
 
 impl BatchSink for RunSink {
     fn batch(&mut self, b: BatchResult) -> Result<()> {
-        let closes_window = (b.id + 1).is_multiple_of(self.order_window);
+        let closes_window = closes_window(b.id, self.order_window);
         let window = self.streams.write(&b.features, &b.rejects, closes_window)?;
         fault_point("sink", b.id);
         let rec = BatchRecord {

@@ -141,21 +141,33 @@ fn killed_runs_resume_to_identical_outputs() {
         ("sink:5", 5),
         ("commit:5", 6),
     ] {
-        let (out, cp) = (
-            s.root.join(fault.replace(':', "_")),
-            s.root.join(format!("{}.cp", fault.replace(':', "_"))),
-        );
-        let o = run(&s, &out, &cp, &[], Some(fault));
-        assert!(!o.status.success(), "{fault}: the run was not killed");
-        assert!(
-            !out.join("census.csv").exists(),
-            "{fault}: outputs written before the end"
-        );
-        let o = run(&s, &out, &cp, &[], None);
-        assert!(o.status.success(), "{fault}: resume failed: {}", stderr(&o));
-        assert_eq!(batches(&out), (6, committed, 6 - committed), "{fault}");
-        same_outputs(&base, &out, fault);
+        kill_and_resume(&s, &base, "", &[], fault, committed);
     }
+}
+
+/// Runs with `extra` flags killed at `fault`, then again: the kill leaves no outputs, the
+/// second run resumes the `committed` batches of six and computes the rest, and its outputs
+/// are those of `base`. Outputs and checkpoint go to `<prefix><fault>` under the root.
+fn kill_and_resume(
+    s: &Setup,
+    base: &Path,
+    prefix: &str,
+    extra: &[&str],
+    fault: &str,
+    committed: u64,
+) {
+    let name = format!("{prefix}{}", fault.replace(':', "_"));
+    let (out, cp) = (s.root.join(&name), s.root.join(format!("{name}.cp")));
+    let o = run(s, &out, &cp, extra, Some(fault));
+    assert!(!o.status.success(), "{fault}: the run was not killed");
+    assert!(
+        !out.join("census.csv").exists(),
+        "{fault}: outputs written before the end"
+    );
+    let o = run(s, &out, &cp, extra, None);
+    assert!(o.status.success(), "{fault}: resume failed: {}", stderr(&o));
+    assert_eq!(batches(&out), (6, committed, 6 - committed), "{fault}");
+    same_outputs(base, &out, fault);
 }
 
 /// With windows of two batches, the sink copies a window into record order when its second
@@ -181,14 +193,7 @@ fn killed_runs_resume_inside_and_between_order_windows() {
         ("commit:4", 5),
         ("sink:5", 5),
     ] {
-        let name = format!("w2_{}", fault.replace(':', "_"));
-        let (out, cp) = (s.root.join(&name), s.root.join(format!("{name}.cp")));
-        let o = run(&s, &out, &cp, &window, Some(fault));
-        assert!(!o.status.success(), "{fault}: the run was not killed");
-        let o = run(&s, &out, &cp, &window, None);
-        assert!(o.status.success(), "{fault}: resume failed: {}", stderr(&o));
-        assert_eq!(batches(&out), (6, committed, 6 - committed), "{fault}");
-        same_outputs(&base, &out, fault);
+        kill_and_resume(&s, &base, "w2_", &window, fault, committed);
     }
 }
 

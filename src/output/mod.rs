@@ -727,6 +727,9 @@ pub struct StreamedOutputs {
     window_closed: bool,
 }
 
+/// The open order window's outlines, beside the part files.
+const WINDOW_PART: &str = "isochrones.window.part";
+
 /// What `isochrones.geojson` starts with.
 pub const GEOJSON_HEADER: &[u8] = b"{\"type\":\"FeatureCollection\",\"features\":[";
 /// What `isochrones.geojson` ends with.
@@ -755,7 +758,7 @@ impl StreamedOutputs {
             temporary,
         )?;
         let window_file = PartFile::open(
-            &parts_dir.join("isochrones.window.part"),
+            &parts_dir.join(WINDOW_PART),
             resume.map(|r| r.window_bytes),
             b"",
             // Never part of the results: removed at the end of a run without a checkpoint.
@@ -940,7 +943,7 @@ impl StreamedOutputs {
 /// Empties the window file of the streamed outputs in `parts_dir` (a finished checkpointed
 /// run's last window, copied out: up to gigabytes nobody reads again).
 pub fn empty_window_file(parts_dir: &Path) -> Result<()> {
-    let path = parts_dir.join("isochrones.window.part");
+    let path = parts_dir.join(WINDOW_PART);
     match std::fs::OpenOptions::new().write(true).open(&path) {
         Ok(f) => f.set_len(0).map_err(|e| Error::output(&path, e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -19,6 +19,17 @@ use crate::geom::albers::to_5070;
 use crate::poi::PoiRecord;
 use crate::stages::cluster::z_order;
 
+/// Whether batch `batch` is the last of its window of `window` batches (the run's last batch
+/// may end a shorter window too: the sink closes that one when the run ends).
+pub fn closes_window(batch: u64, window: u64) -> bool {
+    (batch + 1).is_multiple_of(window.max(1))
+}
+
+/// The first batch of the window that batch `batch` belongs to.
+pub fn window_start(batch: u64, window: u64) -> u64 {
+    batch - batch % window.max(1)
+}
+
 /// Batches cut from windows of records sorted along a Z-curve.
 pub struct WindowedBatches {
     records: Box<dyn PoiRecords>,
@@ -179,6 +190,17 @@ mod tests {
             all(b),
             vec![vec![11, 0, 2], vec![4, 1, 3], vec![6, 8, 10], vec![5, 7, 9],]
         );
+    }
+
+    #[test]
+    fn windows_are_fixed_runs_of_batches() {
+        let closing: Vec<u64> = (0..7).filter(|&b| closes_window(b, 3)).collect();
+        assert_eq!(closing, [2, 5]);
+        assert_eq!(
+            (0..7).map(|b| window_start(b, 3)).collect::<Vec<_>>(),
+            [0, 0, 0, 3, 3, 3, 6]
+        );
+        assert!((0..4).all(|b| closes_window(b, 1) && window_start(b, 1) == b));
     }
 
     #[test]

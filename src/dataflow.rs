@@ -12,9 +12,9 @@
 //! tile into parts). Clusters are spread over the workers by tile, so a worker keeps seeing
 //! the same part of the map and its [`SliceCache`] keeps serving it (a crowded tile's parts
 //! alternate between workers). Each worker fetches the cluster's network slice, computes the
-//! isochrones of up to 16 nearby POIs at once ([`lane_isochrones`]), joins them with the
-//! block groups and counts their coverage from the same lane masks ([`join_lanes`]), then
-//! outlines one POI at a time. Cluster outputs go back to worker 0, which reassembles every
+//! isochrones of up to 16 nearby POIs at once ([`raster_lanes`]), joins them with the block
+//! groups, counts their coverage and traces their outlines from the same lane masks
+//! ([`join_lanes`], [`MaskTracer`]). Cluster outputs go back to worker 0, which reassembles every
 //! batch in POI order and hands complete batches to the sink strictly in batch order (the
 //! sink puts each window's outputs back into record order): outputs do not depend on the
 //! number of workers, the batch size, the order window or the order in which clusters
@@ -30,6 +30,7 @@
 
 use crate::error::{Error, Result};
 use crate::geom::albers::to_5070;
+use crate::geom::mask_trace::{LaneOutline, MaskTracer};
 use crate::graph::Millis;
 use crate::graph::lanes::LANES;
 use crate::graph::snap::Snap;
@@ -40,8 +41,8 @@ use crate::stages::census_join::{
 };
 use crate::stages::cluster::{Cluster, ClusterParams, cluster_batch};
 use crate::stages::isochrone::{
-    IsochroneParams, IsochroneWorkspace, PoiIsochrone, isochrone_of, lane_isochrones,
-    poi_isochrone, snap_poi,
+    IsochroneParams, IsochroneWorkspace, PoiIsochrone, isochrone_of, poi_isochrone, raster_lanes,
+    snap_poi,
 };
 use crate::stages::network::{NetworkSlice, NetworkSource, SliceCache};
 use crate::stages::order::WindowedBatches;
@@ -266,6 +267,7 @@ pub struct WorkerState {
     pub cache: SliceCache,
     pub(crate) iso: IsochroneWorkspace,
     pub(crate) join: JoinWorkspace,
+    outlines: MaskTracer,
 }
 
 impl WorkerState {
@@ -275,6 +277,7 @@ impl WorkerState {
             cache: SliceCache::new(slices),
             iso: IsochroneWorkspace::default(),
             join: JoinWorkspace::default(),
+            outlines: MaskTracer::default(),
         }
     }
 }
@@ -327,9 +330,8 @@ pub fn process_cluster(
     };
     // The POIs in groups of up to LANES neighbours (the snapped link's start node: node ids
     // follow a Hilbert curve), each group's isochrones in one lane search and one pass over
-    // their links ([`lane_isochrones`]), joined and counted from its lane masks, then one POI
-    // at a time through the outlines, so that a worker holds one group's raw isochrone cells,
-    // not a cluster's.
+    // their links ([`raster_lanes`]), then joined, counted and outlined from its lane masks, so
+    // that a worker holds one group's mask rasters, not a cluster's isochrone cells.
     let t = Instant::now();
     let mut snapped = Vec::with_capacity(cluster.pois.len());
     for (k, poi) in cluster.pois {
@@ -353,9 +355,9 @@ pub fn process_cluster(
         }
         let group = &snapped[group.clone()];
         let t = Instant::now();
-        // Each POI's isochrone and the block groups it reaches. A group's are joined in one
-        // pass over its lane masks, and counted into the coverage the same way.
-        let (isochrones, reach) = if let [(k, _, snap)] = group {
+        // Each POI's isochrone, the block groups it reaches and its outlines. A group's are
+        // joined, counted and outlined in one pass over its lane masks each.
+        if let [(k, poi, snap)] = group {
             let iso = poi_isochrone(
                 &slice.network,
                 &slice.link_cells,
@@ -370,29 +372,6 @@ pub fn process_cluster(
             // Counts of one more POI only grow: adding cannot underflow.
             let _ = coverage.add(&iso, 1);
             out.stage_seconds[1] += t.elapsed().as_secs_f64();
-            (vec![iso], vec![reach])
-        } else {
-            let lanes: Vec<(u32, Snap)> = group.iter().map(|(k, _, snap)| (*k, *snap)).collect();
-            let isochrones = lane_isochrones(
-                &slice.network,
-                &slice.link_cells,
-                &ctx.params,
-                &lanes,
-                &mut ws.iso,
-            );
-            out.stage_seconds[0] += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let reach = match ws.iso.lane_raster() {
-                Some(raster) => {
-                    coverage.add_lanes(&raster);
-                    join_lanes(&ctx.census, &raster, group.len())
-                }
-                None => vec![Vec::new(); group.len()],
-            };
-            out.stage_seconds[1] += t.elapsed().as_secs_f64();
-            (isochrones, reach)
-        };
-        for (((k, poi, _), iso), reach) in group.iter().zip(isochrones).zip(reach) {
             let work = poi_work(
                 ctx,
                 poi,
@@ -406,7 +385,57 @@ pub fn process_cluster(
             out.processed.push(work.processed);
             out.features
                 .extend(work.features.into_iter().map(|f| (*k, f)));
+            continue;
         }
+        let lanes: Vec<(u32, Snap)> = group.iter().map(|(k, _, snap)| (*k, *snap)).collect();
+        let settled = raster_lanes(
+            &slice.network,
+            &slice.link_cells,
+            &ctx.params,
+            &lanes,
+            &mut ws.iso,
+        );
+        out.stage_seconds[0] += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let raster = ws.iso.lane_raster();
+        let reach = match &raster {
+            Some(raster) => {
+                coverage.add_lanes(raster);
+                join_lanes(&ctx.census, raster, group.len())
+            }
+            None => vec![Vec::new(); group.len()],
+        };
+        out.stage_seconds[1] += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        // Per travel time, every lane's outline.
+        let grid = ctx.params.grid();
+        let mut outlines: Vec<std::vec::IntoIter<LaneOutline>> = (0..ctx
+            .params
+            .travel_times_min
+            .len())
+            .map(|ti| {
+                match &raster {
+                    Some(r) => {
+                        ws.outlines
+                            .trace(r.within(ti), r.c0, r.w, r.h, group.len(), grid.cell_m)
+                    }
+                    None => vec![LaneOutline::empty(); group.len()],
+                }
+                .into_iter()
+            })
+            .collect();
+        for (((k, poi, snap), reach), settled_nodes) in group.iter().zip(reach).zip(settled) {
+            for (minutes, lane_outlines) in ctx.params.travel_times_min.iter().zip(&mut outlines) {
+                let outline = lane_outlines.next().expect("one outline per lane");
+                let feature =
+                    IsochroneFeature::from_outline(poi, *minutes, ctx.mode, &grid, outline);
+                out.features.push((*k, feature));
+            }
+            reached.extend_from_slice(&reach);
+            out.processed
+                .push(processed_poi(poi, *k, *snap, settled_nodes));
+        }
+        out.stage_seconds[2] += t.elapsed().as_secs_f64();
     }
     // Record order, as one POI at a time would have left them (stable: a POI's features stay
     // in travel-time order).
@@ -482,6 +511,19 @@ pub fn reach_of(ctx: &RunContext, iso: &PoiIsochrone, ws: &mut WorkerState) -> V
         .collect()
 }
 
+/// What the later stages keep of POI `poi` (record index `k`), snapped at `snap`, whose
+/// search settled `settled_nodes` nodes.
+fn processed_poi(poi: &Poi, k: u32, snap: Snap, settled_nodes: u32) -> ProcessedPoi {
+    ProcessedPoi {
+        poi: k,
+        id: poi.id.clone(),
+        name: poi.name.clone(),
+        snap,
+        xy: to_5070(poi.lon, poi.lat),
+        settled_nodes,
+    }
+}
+
 /// Whether [`process_poi`] outlines the isochrones (a POI taken out needs none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outlines {
@@ -548,14 +590,7 @@ fn poi_work(
     seconds: &mut [f64; 3],
 ) -> PoiWork {
     let t = Instant::now();
-    let processed = ProcessedPoi {
-        poi: k,
-        id: poi.id.clone(),
-        name: poi.name.clone(),
-        snap: iso.snap,
-        xy: to_5070(poi.lon, poi.lat),
-        settled_nodes: iso.settled_nodes,
-    };
+    let processed = processed_poi(poi, k, iso.snap, iso.settled_nodes);
     seconds[1] += t.elapsed().as_secs_f64();
     let t = Instant::now();
     let features = match outlines {

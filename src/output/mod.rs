@@ -6,6 +6,7 @@ use crate::config::Analysis;
 use crate::error::{Error, Result};
 use crate::geom::albers::from_5070;
 use crate::geom::grid::{Grid, trace_cells};
+use crate::geom::mask_trace::LaneOutline;
 use crate::stages::distance::{MILES_PER_KM, NetworkNearest, StraightNearest, ms_to_minutes};
 use crate::stages::isochrone::{PoiIsochrone, minutes_to_ms};
 use crate::types::{Mode, Poi, Reject};
@@ -91,13 +92,29 @@ impl IsochroneFeature {
     /// The isochrone of `iso` for `minutes`, outlined.
     pub fn new(poi: &Poi, iso: &PoiIsochrone, minutes: u32, mode: Mode, grid: &Grid) -> Self {
         let cells = iso.cells_within(minutes_to_ms(minutes));
+        let outline = LaneOutline {
+            outline: trace_cells(&cells, grid.cell_m),
+            cells: cells.len() as u64,
+        };
+        Self::from_outline(poi, minutes, mode, grid, outline)
+    }
+
+    /// The isochrone of `poi` for `minutes` from its outline, traced already (from lane masks,
+    /// see [`crate::geom::mask_trace`]).
+    pub fn from_outline(
+        poi: &Poi,
+        minutes: u32,
+        mode: Mode,
+        grid: &Grid,
+        outline: LaneOutline,
+    ) -> Self {
         IsochroneFeature {
             poi_id: poi.id.clone(),
             name: poi.name.clone(),
             minutes,
             mode,
-            area_km2: cells.len() as f64 * grid.cell_area_m2() / 1e6,
-            outline: trace_cells(&cells, grid.cell_m),
+            area_km2: outline.cells as f64 * grid.cell_area_m2() / 1e6,
+            outline: outline.outline,
         }
     }
 }

@@ -16,7 +16,9 @@
 //!
 //! Up to [`LANES`] POIs close together are computed at once by [`lane_isochrones`]: one lane
 //! search and one pass over the union of their reached links, with exactly the cells and times
-//! [`poi_isochrone`] gives each.
+//! [`poi_isochrone`] gives each; [`raster_lanes`] leaves them as a raster of lane masks, from
+//! which the join, the coverage counts and the outlines ([`crate::geom::mask_trace`]) take
+//! the whole group in one pass.
 
 use super::network::Network;
 use crate::geom::corridor::{CellSpan, polyline_cells};
@@ -521,6 +523,8 @@ pub fn poi_isochrone(
 /// [`poi_isochrone`] of each: one lane search ([`LaneSearch`]) instead of one search per POI,
 /// and one pass over the links any of them reaches, which writes every lane's time into a
 /// cell with one cache line. Only the hole filling and the listing of cells are per POI.
+/// The run uses [`raster_lanes`], which stops before listing: its later stages read the
+/// masks.
 ///
 /// POIs close together share most of their network, so this costs little more than one
 /// isochrone; far apart, the union of their networks is raster once with many lanes empty.
@@ -531,6 +535,53 @@ pub fn lane_isochrones(
     pois: &[(u32, Snap)],
     ws: &mut IsochroneWorkspace,
 ) -> Vec<PoiIsochrone> {
+    let settled = raster_lanes(network, link_cells, params, pois, ws);
+    let mut cells: Vec<Vec<(Cell, Millis)>> = vec![Vec::new(); pois.len()];
+    if let Some(raster) = ws.lane_raster() {
+        let limits = params.limits_ms();
+        let (c0, h, n) = (raster.c0, raster.h, raster.w * raster.h);
+        let longest = raster.within(raster.times - 1);
+        // Cell order, each cell with the shortest travel time reaching it (the masks of the
+        // longest hold every reached cell).
+        for (k, &all) in longest.iter().enumerate() {
+            let mut lanes = all;
+            while lanes != 0 {
+                let lane = lanes.trailing_zeros() as usize;
+                let bit: LaneMask = 1 << lane;
+                lanes &= !bit;
+                let first = (0..raster.times)
+                    .find(|&t| raster.masks[t * n + k] & bit != 0)
+                    .unwrap_or(raster.times - 1);
+                let cell = Cell {
+                    i: c0.i + (k / h) as i32,
+                    j: c0.j + (k % h) as i32,
+                };
+                cells[lane].push((cell, limits[first]));
+            }
+        }
+    }
+    cells
+        .into_iter()
+        .zip(pois.iter().zip(settled))
+        .map(|(cells, (&(poi, snap), settled_nodes))| PoiIsochrone {
+            poi,
+            snap,
+            settled_nodes,
+            cells,
+        })
+        .collect()
+}
+
+/// The search and the lane-mask rasters of [`lane_isochrones`], without listing each POI's
+/// cells: the masks stay in `ws` ([`IsochroneWorkspace::lane_raster`]) for the later stages,
+/// which take the whole group in one pass over them. Returns each lane's settled nodes.
+pub fn raster_lanes(
+    network: &Network,
+    link_cells: &LinkCells,
+    params: &IsochroneParams,
+    pois: &[(u32, Snap)],
+    ws: &mut IsochroneWorkspace,
+) -> Vec<u32> {
     assert!(pois.len() <= LANES, "at most {LANES} POIs at once");
     let g = &network.graph;
     let limit = params.limit_ms();
@@ -568,18 +619,12 @@ pub fn lane_isochrones(
     }
     ws.collect_reached_links(g);
 
-    // 2. One raster over the union of the reached links' cells, a time per lane per cell.
-    let isochrone = |lane: usize, cells| PoiIsochrone {
-        poi: pois[lane].0,
-        snap: pois[lane].1,
-        settled_nodes: settled[lane],
-        cells,
-    };
+    // 2. One raster over the union of the reached links' cells: per travel time, per cell,
+    // the lanes reaching it.
+    let settled = settled[..pois.len()].to_vec();
     ws.lane_frame = None;
     let Some((c0, w, h)) = ws.raster_frame(link_cells) else {
-        return (0..pois.len())
-            .map(|lane| isochrone(lane, Vec::new()))
-            .collect();
+        return settled;
     };
     let limits = params.limits_ms();
     let n = w * h;
@@ -600,35 +645,7 @@ pub fn lane_isochrones(
 
     // 3. Holes, every lane at once.
     fill_lane_holes(ws, w, h, params);
-
-    // 4. The cells, lane by lane, in cell order, each with the shortest travel time reaching it
-    // (the masks of the longest hold every reached cell).
-    let mut cells: Vec<Vec<(Cell, Millis)>> = vec![Vec::new(); pois.len()];
-    let longest = &ws.lane_masks[(limits.len() - 1) * n..];
-    for i in 0..w {
-        for j in 0..h {
-            let k = i * h + j;
-            let mut lanes = longest[k];
-            while lanes != 0 {
-                let lane = lanes.trailing_zeros() as usize;
-                let bit: LaneMask = 1 << lane;
-                lanes &= !bit;
-                let first = (0..limits.len())
-                    .find(|&t| ws.lane_masks[t * n + k] & bit != 0)
-                    .unwrap_or(limits.len() - 1);
-                let cell = Cell {
-                    i: c0.i + i as i32,
-                    j: c0.j + j as i32,
-                };
-                cells[lane].push((cell, limits[first]));
-            }
-        }
-    }
-    cells
-        .into_iter()
-        .enumerate()
-        .map(|(lane, cells)| isochrone(lane, cells))
-        .collect()
+    settled
 }
 
 /// A set of lanes, one bit each.
@@ -1158,6 +1175,7 @@ fn flood8(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geom::grid::trace_cells;
     use crate::graph::{PlainEdge, RoadGraph};
     use crate::types::{Direction, Mode};
     use geo::Coord;
@@ -1575,6 +1593,17 @@ mod tests {
             "no block group reached only within a longer time"
         );
         assert_eq!(by_lanes.to_delta(), one_by_one.to_delta());
+        // And outlined from the masks as from each POI's cells.
+        let mut tracer = crate::geom::mask_trace::MaskTracer::default();
+        for (t, &limit) in limits.iter().enumerate() {
+            let (c0, w, h) = (raster.c0, raster.w, raster.h);
+            let traced = tracer.trace(raster.within(t), c0, w, h, isochrones.len(), p.cell_m);
+            for (outline, iso) in traced.iter().zip(isochrones) {
+                let cells = iso.cells_within(limit);
+                assert_eq!(outline.cells, cells.len() as u64);
+                assert_eq!(outline.outline, trace_cells(&cells, p.cell_m));
+            }
+        }
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl LaneSearch {
             unsafe { self.settle_avx2(graph, limit_ms) };
             return;
         }
-        self.settle(graph, limit_ms);
+        self.settle::<false>(graph, limit_ms);
     }
 
     #[inline]
@@ -118,12 +118,13 @@ impl LaneSearch {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn settle_avx2(&mut self, graph: &RoadGraph, limit_ms: Millis) {
-        self.settle(graph, limit_ms);
+        self.settle::<true>(graph, limit_ms);
     }
 
-    /// Scans queued nodes in key order until none is left.
+    /// Scans queued nodes in key order until none is left. `AVX2`: relax edges with AVX2
+    /// instructions, which only [`LaneSearch::settle_avx2`] may ask for.
     #[inline(always)]
-    fn settle(&mut self, graph: &RoadGraph, limit: Millis) {
+    fn settle<const AVX2: bool>(&mut self, graph: &RoadGraph, limit: Millis) {
         while let Some(Reverse(key)) = self.heap.pop() {
             let time = (key >> 32) as Millis;
             let u = key as u32 as usize;
@@ -141,16 +142,16 @@ impl LaneSearch {
                 let w = graph.time_ms[e].min(limit + 1);
                 self.touch(v);
                 let tv = &mut self.times[v];
-                // The heap key: the latest of the lane times this edge improved, plus one
-                // (0: none improved).
-                let mut key = 0;
-                for lane in 0..LANES {
-                    let t = tu[lane] + w;
-                    let t = if t > limit { UNREACHED } else { t };
-                    let better = t < tv[lane];
-                    tv[lane] = if better { t } else { tv[lane] };
-                    key = key.max(if better { t + 1 } else { 0 });
-                }
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `AVX2` is true only in `settle_avx2`, called once the CPU is known
+                // to have AVX2.
+                let key = if AVX2 {
+                    unsafe { relax_avx2(&tu, tv, w, limit) }
+                } else {
+                    relax(&tu, tv, w, limit)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let key = relax(&tu, tv, w, limit);
                 if key > 0 {
                     self.enqueue(v, key - 1);
                 }
@@ -181,6 +182,64 @@ impl LaneSearch {
     pub fn scans(&self) -> usize {
         self.scans
     }
+}
+
+/// Relaxes an edge of time `w` from a node with lane times `tu` into a node with lane times
+/// `tv`: every lane keeps the earlier of its time and `tu + w` (times past `limit` count as
+/// [`UNREACHED`]). Returns the heap key for the head: the latest of the lane times the edge
+/// improved, plus one (0: none improved).
+#[inline(always)]
+fn relax(tu: &LaneTimes, tv: &mut LaneTimes, w: Millis, limit: Millis) -> Millis {
+    // Branch-free over whole arrays: a branch per lane is taken at random and mispredicted.
+    let mut keys = [0; LANES];
+    let mut next = *tv;
+    for lane in 0..LANES {
+        let t = tu[lane] + w;
+        let t = if t > limit { UNREACHED } else { t };
+        keys[lane] = if t < next[lane] { t + 1 } else { 0 };
+        next[lane] = next[lane].min(t);
+    }
+    *tv = next;
+    keys.into_iter().fold(0, Millis::max)
+}
+
+/// [`relax`] in AVX2 instructions, eight lanes at a time. All values stay below 2³¹
+/// (times at most [`UNREACHED`], `w` at most `limit + 1`), so signed comparisons order them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn relax_avx2(tu: &LaneTimes, tv: &mut LaneTimes, w: Millis, limit: Millis) -> Millis {
+    use std::arch::x86_64::*;
+    const _: () = assert!(LANES == 16 && UNREACHED < 1 << 31);
+    let w = _mm256_set1_epi32(w as i32);
+    let limit = _mm256_set1_epi32(limit as i32);
+    let unreached = _mm256_set1_epi32(UNREACHED as i32);
+    let one = _mm256_set1_epi32(1);
+    let mut keys = _mm256_setzero_si256();
+    for half in 0..2 {
+        // SAFETY: `tu` and `tv` hold 16 lanes, two loads or stores of 8 each; unaligned
+        // accesses are allowed.
+        let (from, to) = unsafe {
+            (
+                tu.as_ptr().add(8 * half) as *const __m256i,
+                tv.as_mut_ptr().add(8 * half) as *mut __m256i,
+            )
+        };
+        let t = _mm256_add_epi32(unsafe { _mm256_loadu_si256(from) }, w);
+        let t = _mm256_blendv_epi8(t, unreached, _mm256_cmpgt_epi32(t, limit));
+        let old = unsafe { _mm256_loadu_si256(to) };
+        let better = _mm256_cmpgt_epi32(old, t);
+        unsafe { _mm256_storeu_si256(to, _mm256_min_epi32(old, t)) };
+        keys = _mm256_max_epi32(keys, _mm256_and_si256(better, _mm256_add_epi32(t, one)));
+    }
+    // Horizontal maximum of the eight keys.
+    let k = _mm_max_epi32(
+        _mm256_castsi256_si128(keys),
+        _mm256_extracti128_si256(keys, 1),
+    );
+    let k = _mm_max_epi32(k, _mm_shuffle_epi32(k, 0b01_00_11_10));
+    let k = _mm_max_epi32(k, _mm_shuffle_epi32(k, 0b10_11_00_01));
+    _mm_cvtsi128_si32(k) as Millis
 }
 
 #[cfg(test)]
@@ -279,6 +338,32 @@ mod tests {
                 );
             }
             assert!(search.scans() >= reached_somewhere);
+        }
+    }
+
+    #[test]
+    fn vector_relax_equals_scalar_relax() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            let mut rng = crate::testdata::XorShift(99);
+            let time = |rng: &mut crate::testdata::XorShift| match rng.below(4) {
+                0 => UNREACHED,
+                _ => rng.below(100_000) as Millis,
+            };
+            let mut improved = 0;
+            for _ in 0..20_000 {
+                let tu: LaneTimes = std::array::from_fn(|_| time(&mut rng));
+                let tv: LaneTimes = std::array::from_fn(|_| time(&mut rng));
+                let limit = 1 + rng.below(100_000) as Millis;
+                let w = (rng.below(30_000) as Millis).min(limit + 1);
+                let (mut scalar, mut vector) = (tv, tv);
+                let key = relax(&tu, &mut scalar, w, limit);
+                // SAFETY: the CPU has AVX2, checked above.
+                assert_eq!(unsafe { relax_avx2(&tu, &mut vector, w, limit) }, key);
+                assert_eq!(vector, scalar);
+                improved += usize::from(key > 0);
+            }
+            assert!(improved > 1000, "{improved}");
         }
     }
 

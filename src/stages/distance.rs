@@ -195,22 +195,26 @@ impl PoiGrid {
     fn offer_nearest(&self, t: Coord<f64>, best: &mut Option<StraightNearest>) {
         let bound = |best: &Option<StraightNearest>| best.map_or(f64::INFINITY, |b| b.distance_m);
         let (o, s) = (self.origin, self.cell);
-        // Distance from `t` to the rectangle of cells [i0, i1] × [j0, j1], less the slack.
-        let gap = |i0: usize, i1: usize, j0: usize, j1: usize| {
-            let (x0, x1) = (o.x + i0 as f64 * s, o.x + (i1 + 1) as f64 * s);
-            let (y0, y1) = (o.y + j0 as f64 * s, o.y + (j1 + 1) as f64 * s);
-            let dx = (x0 - t.x).max(t.x - x1).max(0.0);
-            let dy = (y0 - t.y).max(t.y - y1).max(0.0);
-            dx.hypot(dy) - GRID_SLACK_M
-        };
+        // Whether the rectangle of cells [i0, i1] × [j0, j1] lies farther from `t` than the
+        // best so far, with the slack. Squared, without `hypot`: this runs for every block
+        // group at every batch, and the slack dwarfs the rounding of the squares.
+        let farther =
+            |i0: usize, i1: usize, j0: usize, j1: usize, best: &Option<StraightNearest>| {
+                let (x0, x1) = (o.x + i0 as f64 * s, o.x + (i1 + 1) as f64 * s);
+                let (y0, y1) = (o.y + j0 as f64 * s, o.y + (j1 + 1) as f64 * s);
+                let dx = (x0 - t.x).max(t.x - x1).max(0.0);
+                let dy = (y0 - t.y).max(t.y - y1).max(0.0);
+                let r = bound(best) + GRID_SLACK_M;
+                dx * dx + dy * dy > r * r
+            };
         let (nx, ny) = (self.nx, self.ny);
-        if gap(0, nx - 1, 0, ny - 1) > bound(best) {
+        if farther(0, nx - 1, 0, ny - 1, best) {
             return;
         }
         let cx = ((t.x - o.x) / s).clamp(0.0, (nx - 1) as f64) as usize;
         let cy = ((t.y - o.y) / s).clamp(0.0, (ny - 1) as f64) as usize;
         let visit = |i: usize, j: usize, best: &mut Option<StraightNearest>| {
-            if gap(i, i, j, j) > bound(best) {
+            if farther(i, i, j, j, best) {
                 return;
             }
             let cell = j * nx + i;

@@ -658,8 +658,8 @@ const _: () = assert!(LANES <= LaneMask::BITS as usize);
 /// The cells outside (unreached, and 8-connected to the never-reached border ring through
 /// unreached cells) are found for all lanes together, as bit masks: alternate forward and
 /// backward sweeps over the raster, each cell taking the outside bits of the neighbours the
-/// sweep has already passed, until a pair of sweeps changes nothing. What is left unreached is
-/// enclosed: rare, and flooded lane by lane as `fill_holes` does.
+/// sweep has already passed, until a sweep after the first changes nothing. What is left
+/// unreached is enclosed: rare, and flooded lane by lane as `fill_holes` does.
 fn fill_lane_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, params: &IsochroneParams) {
     let max_cells = (params.max_hole_m2 / params.grid().cell_area_m2()).floor() as usize;
     if max_cells == 0 || w < 3 || h < 3 {
@@ -683,27 +683,37 @@ fn fill_lane_holes(ws: &mut IsochroneWorkspace, w: usize, h: usize, params: &Iso
             outside[i * h] = open[i * h];
             outside[i * h + h - 1] = open[i * h + h - 1];
         }
-        loop {
+        // A sweep takes each cell's neighbours on the side it comes from at their final
+        // values for that sweep, so afterwards no cell can gain from that side. Once a sweep
+        // after the first changes nothing, no cell can gain from either side: done.
+        for sweep in 0.. {
             let mut changed = false;
-            for i in 1..w - 1 {
-                for k in i * h + 1..i * h + h - 1 {
-                    let from =
-                        outside[k - h - 1] | outside[k - h] | outside[k - h + 1] | outside[k - 1];
-                    let new = outside[k] | (open[k] & from);
-                    changed |= new != outside[k];
-                    outside[k] = new;
+            if sweep % 2 == 0 {
+                for i in 1..w - 1 {
+                    for k in i * h + 1..i * h + h - 1 {
+                        let from = outside[k - h - 1]
+                            | outside[k - h]
+                            | outside[k - h + 1]
+                            | outside[k - 1];
+                        let new = outside[k] | (open[k] & from);
+                        changed |= new != outside[k];
+                        outside[k] = new;
+                    }
+                }
+            } else {
+                for i in (1..w - 1).rev() {
+                    for k in (i * h + 1..i * h + h - 1).rev() {
+                        let from = outside[k + h + 1]
+                            | outside[k + h]
+                            | outside[k + h - 1]
+                            | outside[k + 1];
+                        let new = outside[k] | (open[k] & from);
+                        changed |= new != outside[k];
+                        outside[k] = new;
+                    }
                 }
             }
-            for i in (1..w - 1).rev() {
-                for k in (i * h + 1..i * h + h - 1).rev() {
-                    let from =
-                        outside[k + h + 1] | outside[k + h] | outside[k + h - 1] | outside[k + 1];
-                    let new = outside[k] | (open[k] & from);
-                    changed |= new != outside[k];
-                    outside[k] = new;
-                }
-            }
-            if !changed {
+            if sweep > 0 && !changed {
                 break;
             }
         }

@@ -10,7 +10,9 @@
 //! (default 5) passes after one warm-up pass (which computes the lazy block-group overlaps); it
 //! prints each stage's CPU per POI, the fastest pass, because the machines this runs on are
 //! shared and noisy. It then times the same POIs, taken 16 at a time in their order, as lane
-//! searches and lane isochrones (checked to give the same cells). `ROUTING_PAUSE_S`
+//! searches, and along a run's path for a group: lane isochrones as mask rasters, joined,
+//! counted and outlined from the masks (checked to give the same cells and coverage).
+//! `ROUTING_PAUSE_S`
 //! waits that long after loading, before the POIs, so that a profiler can be switched on for
 //! them alone. The stages are timed
 //! with the thread's CPU clock, not the wall clock, so that time the thread spends descheduled
@@ -21,13 +23,14 @@ mod common;
 use common::{data_dir, random_points_in_dc_core};
 use criterion::{Criterion, Throughput, criterion_group};
 use socialmapper::config::{Analysis, RunSettings};
+use socialmapper::geom::mask_trace::MaskTracer;
 use socialmapper::graph::dijkstra::Workspace;
 use socialmapper::graph::lanes::{LANES, LaneSearch};
 use socialmapper::output::{IsochroneFeature, feature_json};
 use socialmapper::stages::census_join::CoverageCounts;
-use socialmapper::stages::census_join::{CensusIndex, JoinWorkspace, join_poi};
+use socialmapper::stages::census_join::{CensusIndex, JoinWorkspace, join_lanes, join_poi};
 use socialmapper::stages::isochrone::{
-    IsochroneParams, IsochroneWorkspace, LinkCells, lane_isochrones, poi_isochrone,
+    IsochroneParams, IsochroneWorkspace, LinkCells, poi_isochrone, raster_lanes,
 };
 use socialmapper::stages::network::Network;
 use socialmapper::types::Poi;
@@ -138,6 +141,7 @@ fn region_profile(dir: &Path) {
     let mut best = [f64::INFINITY; 7];
     let mut lane_ws = IsochroneWorkspace::new(&net);
     let mut lanes = LaneSearch::default();
+    let mut tracer = MaskTracer::default();
     let mut scans = 0usize;
     let mut json = String::new();
     let (mut cells, mut settled) = (0usize, 0usize);
@@ -169,7 +173,7 @@ fn region_profile(dir: &Path) {
             cells += iso.cells.len();
             settled += iso.settled_nodes as usize;
         }
-        black_box(coverage.to_delta());
+        let coverage_delta = coverage.to_delta();
         // The same POIs' searches in groups of LANES (lane search).
         let t = thread_cpu_s();
         scans = 0;
@@ -183,22 +187,37 @@ fn region_profile(dir: &Path) {
             scans += lanes.scans();
         }
         took[5] += thread_cpu_s() - t;
-        // And their isochrones (search included), checked against the one-at-a-time ones'
-        // cell counts.
+        // And the whole per-group path of a run (search included): lane isochrones as mask
+        // rasters, joined, counted and outlined from the masks. Checked against the
+        // one-at-a-time isochrones' cell counts.
         let t = thread_cpu_s();
         let mut lane_cells = 0;
+        let mut lane_coverage = CoverageCounts::new(&params.limits_ms());
         for (g, group) in snaps.chunks(LANES).enumerate() {
             let group: Vec<_> = group
                 .iter()
                 .enumerate()
                 .map(|(k, s)| ((g * LANES + k) as u32, *s))
                 .collect();
-            for iso in lane_isochrones(&net, &link_cells, &params, &group, &mut lane_ws) {
-                lane_cells += iso.cells.len();
+            raster_lanes(&net, &link_cells, &params, &group, &mut lane_ws);
+            let Some(raster) = lane_ws.lane_raster() else {
+                continue;
+            };
+            lane_coverage.add_lanes(&raster);
+            black_box(join_lanes(&census, &raster, group.len()));
+            let (c0, w, h) = (raster.c0, raster.w, raster.h);
+            for outline in tracer.trace(raster.within(0), c0, w, h, group.len(), grid.cell_m) {
+                lane_cells += outline.cells as usize;
+                black_box(outline);
             }
         }
         took[6] += thread_cpu_s() - t;
         assert_eq!(lane_cells, cells, "lane isochrones have the same cells");
+        assert_eq!(
+            lane_coverage.to_delta(),
+            coverage_delta,
+            "and the same coverage"
+        );
         if rep > 0 {
             for (b, t) in best.iter_mut().zip(took) {
                 *b = b.min(t);
@@ -218,7 +237,7 @@ fn region_profile(dir: &Path) {
         per(best[4])
     );
     println!(
-        "lane search ({LANES} lanes): {:.3} ms per POI, lane isochrones {:.3} ms per POI; {:.2} node scans per group per settled node of a POI",
+        "lane search ({LANES} lanes): {:.3} ms per POI; lane isochrones, join and outlines from the masks (a run's path) {:.3} ms per POI; {:.2} node scans per group per settled node of a POI",
         per(best[5]),
         per(best[6]),
         scans as f64

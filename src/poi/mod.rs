@@ -6,7 +6,7 @@
 //! Every input record ends up in exactly one of [`PoiInput::pois`] or [`PoiInput::rejects`]:
 //! a record with bad coordinates, the wrong shape or an id already used is a [`Reject`] with a
 //! one-line reason, never an error. Only a file that cannot be read at all (missing, not UTF-8,
-//! not CSV/JSON, no coordinate columns) is an [`Error::Input`].
+//! not CSV/JSON, no coordinate columns) is an [`Error::Input`](crate::Error::Input).
 //!
 //! Defaults follow the original tool (`parse_custom_coordinates`): a record without an id gets
 //! `custom_{i}`, without a name `Custom POI {i}`, without a type `custom`, where `i` is the
@@ -127,7 +127,7 @@ impl FromStr for PoiFormat {
 /// the extension is missing or unknown (see [`PoiFormat::sniff`]). A `.json` file holding a
 /// GeoJSON FeatureCollection is read as GeoJSON.
 ///
-/// Errors (all [`Error::Input`] naming the file): the file cannot be read, is not UTF-8, is
+/// Errors (all [`Error::Input`](crate::Error::Input) naming the file): the file cannot be read, is not UTF-8, is
 /// not valid JSON, or is a CSV without a latitude or longitude column.
 ///
 /// This collects [`open_pois`]'s stream; for inputs too big to hold, read that stream instead.

@@ -284,7 +284,7 @@ pub fn join_lanes(
 }
 
 /// Hashes grid cells with one multiplication (Fibonacci hashing of the packed coordinates):
-/// [`Coverage`] looks up a tile for every few isochrone cells, and SipHash once cost more than
+/// [`CoverageCounts`] looks up a tile for every few isochrone cells, and SipHash once cost more than
 /// the rest of the join. Cell coordinates are not attacker-controlled, so no DoS-resistant
 /// hash is needed.
 #[derive(Clone, Copy, Debug, Default)]

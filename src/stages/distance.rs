@@ -386,7 +386,7 @@ pub fn network_nearest(
 
 /// The network nearest POI of each target, folded over batches of snapped POIs: the state is
 /// bounded by the network and the targets, not by the POIs. Gives exactly what
-/// [`network_nearest`] gives for all POIs at once (the same times, POIs and lengths, the same
+/// `network_nearest` gives for all POIs at once (the same times, POIs and lengths, the same
 /// f64 arithmetic), whatever the batches and their order.
 ///
 /// State: for every graph node the best label so far, the lexicographic minimum of
@@ -469,7 +469,7 @@ struct TargetLink {
 }
 
 /// Offers `(time, poi, length)` to `best`: it wins when its (time, POI) is smaller; on a full
-/// tie the earlier offer stays, as in [`network_nearest`].
+/// tie the earlier offer stays, as in `network_nearest`.
 #[inline]
 fn offer_to(best: &mut Option<(f64, u32, f64)>, time: f64, poi: u32, length: f64) {
     let better = match *best {
@@ -503,7 +503,7 @@ struct PrunedSearch {
 
 impl NetworkFold {
     /// A fold for `targets` (EPSG:5070) on `network`: each target is snapped once to the
-    /// nearest road within `max_snap_m`, as [`network_nearest`] does.
+    /// nearest road within `max_snap_m`, as `network_nearest` does.
     pub fn new(network: &Network, targets: &[Coord<f64>], max_snap_m: f64) -> NetworkFold {
         let g = &network.graph;
         let mut by_link: HashMap<LinkId, Vec<u32>> = HashMap::new();
@@ -786,7 +786,7 @@ impl NetworkFold {
     }
 
     /// The nearest POI of each target over all batches so far: from the labels at the ends of
-    /// its link, then from POIs on the link itself, as [`network_nearest`] offers them.
+    /// its link, then from POIs on the link itself, as `network_nearest` offers them.
     pub fn result(&self) -> Vec<NetworkNearest> {
         (0..self.targets.len()).map(|t| self.result_of(t)).collect()
     }

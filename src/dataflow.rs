@@ -407,22 +407,17 @@ pub fn process_cluster(
         };
         out.stage_seconds[1] += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        // Per travel time, every lane's outline.
+        // Per travel time, every lane's outline (taken lane by lane below).
         let grid = ctx.params.grid();
-        let mut outlines: Vec<std::vec::IntoIter<LaneOutline>> = (0..ctx
-            .params
-            .travel_times_min
-            .len())
-            .map(|ti| {
-                match &raster {
-                    Some(r) => {
-                        ws.outlines
-                            .trace(r.within(ti), r.c0, r.w, r.h, group.len(), grid.cell_m)
-                    }
-                    None => vec![LaneOutline::empty(); group.len()],
-                }
-                .into_iter()
+        let times = ctx.params.travel_times_min.len();
+        let mut outlines: Vec<std::vec::IntoIter<LaneOutline>> = (0..times)
+            .map(|t| match &raster {
+                Some(r) => ws
+                    .outlines
+                    .trace(r.within(t), r.c0, r.w, r.h, group.len(), grid.cell_m),
+                None => vec![LaneOutline::empty(); group.len()],
             })
+            .map(Vec::into_iter)
             .collect();
         for (((k, poi, snap), reach), settled_nodes) in group.iter().zip(reach).zip(settled) {
             for (minutes, lane_outlines) in ctx.params.travel_times_min.iter().zip(&mut outlines) {

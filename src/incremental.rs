@@ -12,7 +12,8 @@
 //! * the straight-line nearest POI folds in the added POIs and re-searches only the block
 //!   groups that lost theirs; the network nearest POI is a shorten-only search from an added
 //!   POI (it settles only the part of the network the POI now wins) and, for a removed one, a
-//!   search of its Voronoi cell from the cell's boundary ([`NetworkFold::remove`](crate::stages::distance::NetworkFold::remove)).
+//!   search of its Voronoi cell from the cell's boundary
+//!   ([`NetworkFold::remove`](crate::stages::distance::NetworkFold::remove)).
 //!
 //! The state lives in the checkpoint as a snapshot (`live/state`, first made by replaying the
 //! run's batch records) and a log of the epochs after it (`live/log/<epoch>`: each epoch's

@@ -127,8 +127,8 @@ impl FromStr for PoiFormat {
 /// the extension is missing or unknown (see [`PoiFormat::sniff`]). A `.json` file holding a
 /// GeoJSON FeatureCollection is read as GeoJSON.
 ///
-/// Errors (all [`Error::Input`](crate::Error::Input) naming the file): the file cannot be read, is not UTF-8, is
-/// not valid JSON, or is a CSV without a latitude or longitude column.
+/// Errors (all [`Error::Input`](crate::Error::Input) naming the file): the file cannot be
+/// read, is not UTF-8, is not valid JSON, or is a CSV without a latitude or longitude column.
 ///
 /// This collects [`open_pois`]'s stream; for inputs too big to hold, read that stream instead.
 pub fn read_pois(path: &Path) -> Result<PoiInput> {

@@ -874,7 +874,7 @@ pub fn run_batches<S: BatchSink + 'static>(
                     let slice = fetch_slice(&fetch_ctx, &mut st.cache, &c);
                     (c, slice)
                 })
-                // isochrone, census join and outlines, POI by POI.
+                // isochrone, census join and outlines, up to 16 nearby POIs at a time.
                 .map(move |(c, slice)| {
                     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                     process_cluster(&ctx, c, slice, &mut st)

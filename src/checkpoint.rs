@@ -15,9 +15,9 @@
 //! `rejects.csv.part`, and the open order window's `isochrones.window.part`, see
 //! [`crate::output::StreamedOutputs`]); the record holds the files' lengths after the batch.
 //! A resumed run replays the committed records, truncates the files to the lengths of the last
-//! one, rebuilds the open window and goes on from the next batch. Writes are not fsynced: a killed process loses nothing the
-//! operating system has accepted; a power cut may lose the last batches, which are then
-//! recomputed.
+//! one, rebuilds the open window and goes on from the next batch. Writes are not fsynced: a
+//! killed process loses nothing the operating system has accepted; a power cut may lose the
+//! last batches, which are then recomputed.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};

@@ -1043,13 +1043,7 @@ mod tests {
 
     #[test]
     fn seven_decimals_are_written_as_the_formatter_writes_them() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::testdata::XorShift(0x9E37_79B9_7F4A_7C15);
         let mut values = vec![
             0.0,
             -0.0,
@@ -1062,7 +1056,7 @@ mod tests {
             -0.99999995,
         ];
         for _ in 0..200_000 {
-            let r = next();
+            let r = rng.next_u64();
             values.push((r % 360_000_000_000) as f64 / 1e9 - 180.0);
             // On and next to the halfway points between 7-decimal numbers.
             let half = ((r >> 3) % 3_600_000_000) as f64 / 1e7 - 180.0 + 0.5e-7;

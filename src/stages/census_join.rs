@@ -285,8 +285,8 @@ pub fn join_lanes(
 
 /// Hashes grid cells with one multiplication (Fibonacci hashing of the packed coordinates):
 /// [`CoverageCounts`] looks up a tile for every few isochrone cells, and SipHash once cost
-/// more than the rest of the join. Cell coordinates are not attacker-controlled, so no DoS-resistant
-/// hash is needed.
+/// more than the rest of the join. Cell coordinates are not attacker-controlled, so no
+/// DoS-resistant hash is needed.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CellHasher(u64);
 

@@ -185,7 +185,7 @@ pub struct IsochroneWorkspace {
     seen: Vec<u8>,
     queue: Vec<u32>,
     component: Vec<u32>,
-    /// Lane isochrones ([`lane_isochrones`]): the search, and per travel time a raster of
+    /// Lane isochrones ([`raster_lanes`]): the search, and per travel time a raster of
     /// lane masks (the lanes reaching each cell within it), travel time after travel time.
     lanes: LaneSearch,
     lane_masks: Vec<LaneMask>,
@@ -226,7 +226,8 @@ impl LaneRaster<'_> {
 }
 
 impl IsochroneWorkspace {
-    /// The lane masks of the last [`lane_isochrones`]; `None` when they reached no cell.
+    /// The lane masks of the last [`raster_lanes`] (or [`lane_isochrones`]); `None` when they
+    /// reached no cell.
     pub fn lane_raster(&self) -> Option<LaneRaster<'_>> {
         let (c0, w, h, times) = self.lane_frame?;
         Some(LaneRaster {
